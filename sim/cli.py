@@ -1,0 +1,153 @@
+"""The `capsim` command (also `python -m sim`)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from sim.errors import InputError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="capsim: a discrete-event capacity simulator for pay-per-token LLM inference services.",
+)
+out = Console()
+err = Console(stderr=True)
+
+
+def main() -> None:
+    try:
+        app()
+    except InputError as error:
+        err.print(f"[bold red]error:[/] {error}", highlight=False, markup=True)
+        sys.exit(error.exit_code)
+
+
+@app.command()
+def run(
+    scenario_path: Annotated[Path, typer.Argument(help="Scenario YAML")],
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Results folder (default results/<scenario name>)")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the scenario's seed")] = None,
+    no_plots: Annotated[bool, typer.Option("--no-plots", help="Skip the PNG plots")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table")] = False,
+) -> None:
+    """Run a scenario and write requests.parquet, timeseries.parquet, summary.json, plots."""
+    from sim.engine import simulate
+    from sim.results.store import write_run
+    from sim.results.summary import summarize
+    from sim.scenario_loader import load_scenario
+
+    scenario = load_scenario(scenario_path)
+    if seed is not None:
+        scenario = scenario.model_copy(update={"seed": seed})
+    target = out_dir or Path("results") / scenario.name
+    started = time.perf_counter()
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,.0f} / {task.total:,.0f} simulated s"),
+        TimeElapsedColumn(),
+        console=err,
+        disable=quiet,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(scenario.name, total=scenario.duration_s)
+        result = simulate(scenario, lambda now, total: progress.update(task, completed=now))
+    simulated_s = time.perf_counter() - started
+    summary = summarize(result.requests, result.timeseries, scenario.warmup_s, scenario.duration_s)
+
+    def plots(folder: Path) -> None:
+        if not no_plots:
+            from sim.report.plots import write_plots
+
+            write_plots(result.requests, result.timeseries, scenario.warmup_s, folder / "plots")
+
+    written = write_run(target, scenario, result.requests, result.timeseries, summary, plots)
+    wall_s = time.perf_counter() - started
+    if not quiet:
+        _print_summary(summary)
+        err.print(
+            f"{result.requests.num_rows:,} requests, {result.events:,} events in {simulated_s:.2f} s "
+            f"({result.requests.num_rows / max(simulated_s, 1e-9):,.0f} requests/s); "
+            f"results in {written} ({wall_s:.2f} s in all)"
+        )
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    table = Table(title=f"after warm-up ({summary['warmup_s']:g} s)", title_justify="left")
+    for column in ("model", "tier", "requests", "status", "req/s", "TTFT p50/p99 s",
+                   "TPOT p50/p99 ms", "E2E p50/p99 s", "queue p99 s", "cache hit"):
+        table.add_column(column, justify="left" if column in ("model", "tier", "status") else "right")
+    for model, data in summary["models"].items():
+        for tier, group in data["tiers"].items():
+            table.add_row(
+                model,
+                tier,
+                f"{group['requests']:,}",
+                " ".join(f"{code}:{n:,}" for code, n in group["by_status"].items()),
+                f"{group['throughput']['requests_per_s']:.2f}",
+                _pair(group["ttft_s"], 1),
+                _pair(group["tpot_s"], 1000),
+                _pair(group["e2e_s"], 1),
+                f"{group['queue_s'].get('p99', float('nan')):.3f}",
+                f"{group['cache_hit_ratio']:.1%}",
+            )
+    out.print(table)
+    pools = Table(title="pools", title_justify="left")
+    for column in ("model", "pool", "replicas", "utilisation", "KV use", "running", "waiting"):
+        pools.add_column(column, justify="left" if column in ("model", "pool") else "right")
+    for pool in summary["pools"]:
+        pools.add_row(
+            pool["model"],
+            pool["pool"],
+            str(pool["replicas"]),
+            f"{pool['utilisation']:.1%}",
+            f"{pool['kv_use_mean']:.1%}",
+            f"{pool['running_mean']:.1f}",
+            f"{pool['waiting_mean']:.1f}",
+        )
+    out.print(pools)
+
+
+def _pair(stats: dict[str, Any], scale: float) -> str:
+    if not stats.get("count"):
+        return "-"
+    return f"{stats['p50'] * scale:.3g} / {stats['p99'] * scale:.3g}"
+
+
+@app.command()
+def validate(
+    scenario_path: Annotated[list[Path], typer.Argument(help="Scenario YAML files")],
+) -> None:
+    """Check scenarios: exit 0 if all are valid, else print every error and exit 2."""
+    from sim.scenario_loader import load_scenario
+
+    failed = False
+    for path in scenario_path:
+        try:
+            load_scenario(path)
+            out.print(f"{path}: ok")
+        except InputError as error:
+            err.print(str(error), highlight=False, markup=False)
+            failed = True
+    if failed:
+        raise typer.Exit(2)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of scenario files (for editors)."""
+    from sim.scenario import Scenario
+
+    print(json.dumps(Scenario.model_json_schema(by_alias=True), indent=2))

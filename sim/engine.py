@@ -1,0 +1,132 @@
+"""Builds the world from a Scenario and runs it: the only place that wires stages together."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pyarrow as pa
+import simpy
+
+from sim.gateway.gateway import Gateway
+from sim.perf.base import BatchTimeModel
+from sim.perf.config import RooflinePerf
+from sim.replica.pool import ReplicaPool
+from sim.request import Request
+from sim.results.records import RequestRecorder
+from sim.results.timeseries import TimeSeriesSampler
+from sim.scenario import Pool, Scenario
+from sim.workload.open_loop import OpenLoopSource
+
+ProgressCallback = Callable[[float, float], None]  # (simulated seconds so far, total)
+
+
+@dataclass
+class RunOutput:
+    requests: pa.Table
+    timeseries: pa.Table
+    end_s: float
+    events: int
+    pools: list[ReplicaPool]
+
+
+def _perf_and_capacity(model_arch: str, pool: Pool) -> tuple[BatchTimeModel | None, int]:
+    """The pool's iteration-time model and KV capacity in blocks per replica."""
+    if pool.slot_model:
+        return None, 0
+    from sim.perf.roofline import build_batch_time_model
+
+    assert isinstance(pool.perf, RooflinePerf)
+    model = build_batch_time_model(model_arch, pool.gpu, pool.gpus_per_replica, pool.perf)
+    tokens = pool.kv_capacity_tokens
+    if tokens is None:
+        tokens = model.kv_capacity_tokens(pool.memory_utilization)
+    return model, tokens // pool.block_size
+
+
+class Simulation:
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.env = simpy.Environment()
+        self.recorder = RequestRecorder()
+        self._ids = itertools.count()
+        self.pools: list[ReplicaPool] = []
+        routes: dict[tuple[str, str], ReplicaPool] = {}
+        for model_id, model in scenario.models.items():
+            for pool_name, pool in model.pools.items():
+                perf, blocks = _perf_and_capacity(model.architecture, pool)
+                replica_pool = ReplicaPool(
+                    self.env,
+                    model_id,
+                    pool_name,
+                    model,
+                    pool,
+                    scenario.seed,
+                    scenario.step_by_step,
+                    self.recorder.record,
+                    perf,
+                    blocks,
+                )
+                self.pools.append(replica_pool)
+                tiers = ["fast"] if model.fast else pool.tiers
+                for tier in tiers:
+                    routes.setdefault((model_id, tier), replica_pool)
+        self.gateway = Gateway(routes)
+        self.sources = [
+            OpenLoopSource(
+                self.env,
+                traffic,
+                "fast" if scenario.models[traffic.model].fast else None,
+                scenario.seed,
+                scenario.duration_s,
+                self._next_id,
+                self.gateway.submit,
+            )
+            for traffic in scenario.traffic
+        ]
+        self.end_s = scenario.duration_s + scenario.drain_s
+        self.sampler = TimeSeriesSampler(
+            self.env, self.pools, scenario.sample_period_s, scenario.duration_s
+        )
+
+    def _next_id(self) -> int:
+        return next(self._ids)
+
+    def run(self, progress: ProgressCallback | None = None) -> RunOutput:
+        for source in self.sources:
+            source.start()
+        self.sampler.start()
+        if progress is not None:
+            self._report_progress(progress)
+        self.env.run(until=self.end_s)
+        if progress is not None:
+            progress(self.scenario.duration_s, self.scenario.duration_s)
+        self._record_unfinished()
+        events = next(self.env._eid)  # simpy numbers every scheduled event
+        return RunOutput(self.recorder.table(), self.sampler.table(), self.env.now, events, self.pools)
+
+    def _report_progress(self, progress: ProgressCallback) -> None:
+        total = self.scenario.duration_s
+        period = total / 200
+
+        def tick(event: simpy.Event) -> None:
+            progress(self.env.now, total)
+            if self.env.now + period < total:
+                self.env.timeout(period).callbacks.append(tick)
+
+        self.env.timeout(period).callbacks.append(tick)
+
+    def _record_unfinished(self) -> None:
+        """Attempts still queued or running when the drain ended: status 0 (no answer)."""
+        for pool in self.pools:
+            for replica in pool.replicas:
+                stuck: list[Request] = [*replica.running]
+                for queue in replica.queues:
+                    stuck.extend(queue)
+                for request in stuck:
+                    self.recorder.record(request)
+
+
+def simulate(scenario: Scenario, progress: ProgressCallback | None = None) -> RunOutput:
+    return Simulation(scenario).run(progress)

@@ -1,0 +1,337 @@
+"""One model replica: tier queues and a continuous-batching loop (chunked prefill, KV blocks,
+preemption by recompute), with decode-only stretches advanced in one event.
+
+The loop, per iteration (DESIGN.md, "The replica engine, step by step"):
+plan (decodes take one token each of the budget, prefilling requests their next chunk, then
+waiting requests are admitted in tier order while slots, budget and blocks allow), price (the
+performance model), apply (tokens, first tokens, finishes, block growth). When the plan has no
+prefill work and nothing waiting can be admitted, the identical decode steps up to the next
+finish (or until the free blocks run out) are one event, cut short by an arrival.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+from collections.abc import Callable
+
+import simpy
+
+from sim.perf.base import BatchTimeModel
+from sim.replica.kvcache import KVBlocks
+from sim.replica.stretch import steps_done_by, stretch_time_s
+from sim.request import TIER_RANK, Request
+
+STATUS_OK = 200
+STATUS_TOO_LONG = 400
+
+
+class Replica:
+    def __init__(
+        self,
+        env: simpy.Environment,
+        index: int,
+        perf: BatchTimeModel,
+        kv: KVBlocks,
+        block_size: int,
+        max_num_seqs: int,
+        max_batched_tokens: int,
+        step_by_step: bool,
+        on_done: Callable[[Request], None],
+    ) -> None:
+        self.env = env
+        self.index = index
+        self.perf = perf
+        self.kv = kv
+        self.block_size = block_size
+        self.max_num_seqs = max_num_seqs
+        self.max_batched_tokens = max_batched_tokens
+        self.step_by_step = step_by_step
+        self.on_done = on_done
+        self.queues: tuple[deque[Request], ...] = (deque(), deque(), deque())
+        self.waiting = 0
+        self.running: dict[Request, None] = {}  # admission order: the last is preempted first
+        self.prefilling: list[Request] = []
+        # Decoding requests, lazily: a heap of finish steps, their count, their summed context
+        # as of `context_step`, and how many cross a block boundary at each step modulo block_size.
+        self.finish_heap: list[tuple[int, int, int, Request]] = []
+        self.decoding = 0
+        self.context_sum = 0
+        self.context_step = 0
+        self.boundary_phase = [0] * block_size
+        self.step = 0
+        self.admissions = 0
+        # The iteration in flight.
+        self.busy = False
+        self.version = 0
+        self.iteration_start_s = 0.0
+        self.chunks: list[tuple[Request, int]] = []
+        self.stretch_steps = 0  # > 0: a decode-only run of that many steps is in flight
+        self.stretch_context0 = 0
+        self.busy_s = 0.0
+        self.iterations = 0
+        # Tests set a list here to get the exact event log: ("iteration", start_s, duration_s,
+        # decodes, [(request_id, chunk_tokens)], steps), ("first_token" | "finish", t_s, request_id).
+        self.log: list[tuple] | None = None
+
+    # ----------------------------------------------------------------------------- arrivals
+    def enqueue(self, request: Request) -> None:
+        request.replica = self.index
+        if -(-(request.prompt_tokens + request.output_tokens) // self.block_size) > (
+            self.kv.capacity_blocks
+        ):
+            # Its KV could never fit on this replica: the service answers 400 (context too long).
+            request.status = STATUS_TOO_LONG
+            request.finished_s = self.env.now
+            self.on_done(request)
+            return
+        self.queues[TIER_RANK[request.tier]].append(request)
+        self.waiting += 1
+        if not self.busy:
+            self._plan()
+        elif self.stretch_steps > 1 and self._admissible_head(request):
+            self._cut_stretch()
+
+    def _admissible_head(self, request: Request) -> bool:
+        """Could the next plan admit `request`? If not, a decode run need not be cut for it:
+        slots and budget stay as they are during a run, and free blocks only shrink."""
+        rank = TIER_RANK[request.tier]
+        return (
+            self.queues[rank][0] is request
+            and not any(self.queues[:rank])
+            and len(self.running) < self.max_num_seqs
+            and self.decoding < self.max_batched_tokens
+            and -(-(request.prompt_tokens + request.generated + 1) // self.block_size)
+            <= self.kv.available()
+        )
+
+    def _cut_stretch(self) -> None:
+        """End the decode run in flight at the boundary of the step now running."""
+        elapsed_s = self.env.now - self.iteration_start_s
+        lines = self.perf.decode_lines(self.decoding)
+        steps = steps_done_by(
+            lines, self.stretch_context0, self.decoding, self.stretch_steps, elapsed_s
+        )
+        if steps < self.stretch_steps:
+            self.stretch_steps = steps
+            end_s = self.iteration_start_s + stretch_time_s(
+                lines, self.stretch_context0, self.decoding, steps
+            )
+            self._schedule(end_s - self.env.now)
+
+    # ----------------------------------------------------------------------------- planning
+    def _plan(self) -> None:
+        block_size = self.block_size
+        step = self.step
+        need = self.boundary_phase[step % block_size] if self.decoding else 0
+        while need > self.kv.available():
+            need -= self._preempt(next(reversed(self.running)))
+        budget = self.max_batched_tokens - self.decoding
+        chunks: list[tuple[Request, int]] = []
+        for request in self.prefilling:
+            if budget <= 0:
+                break
+            chunk = min(request.prefill_target - request.prefill_done, budget)
+            chunks.append((request, chunk))
+            budget -= chunk
+        if self.waiting and budget > 0:
+            budget = self._admit(chunks, budget, self.kv.available() - need)
+        self.chunks = chunks
+        if chunks:
+            self.stretch_steps = 0
+            context = [(chunk, request.prefill_done) for request, chunk in chunks]
+            duration_s = self.perf.iteration_time_s(self.decoding, self._context_now(), context)
+        elif self.decoding:
+            heap = self.finish_heap
+            while heap[0][2] != heap[0][3].epoch:
+                heapq.heappop(heap)  # preempted since it was pushed
+            steps = heap[0][0] - step
+            if self.step_by_step:
+                steps = 1
+            elif steps > 1:
+                steps = self._steps_fitting(steps)
+            self.stretch_steps = steps
+            self.stretch_context0 = self._context_now()
+            duration_s = stretch_time_s(
+                self.perf.decode_lines(self.decoding), self.stretch_context0, self.decoding, steps
+            )
+        else:
+            self.busy = False
+            return
+        self.busy = True
+        self.iteration_start_s = self.env.now
+        if self.log is not None:
+            planned = [(r.request_id, chunk) for r, chunk in chunks]
+            steps = self.stretch_steps or 1
+            self.log.append(("iteration", self.env.now, duration_s, self.decoding, planned, steps))
+        self._schedule(duration_s)
+
+    def _admit(self, chunks: list[tuple[Request, int]], budget: int, free_blocks: int) -> int:
+        """Admit waiting requests in tier order, FIFO within a tier, while slots, budget and
+        blocks allow; the first that does not fit stops admission (no overtaking)."""
+        now = self.env.now
+        block_size = self.block_size
+        running = self.running
+        for queue in self.queues:
+            while queue:
+                if len(running) >= self.max_num_seqs or budget <= 0:
+                    return budget
+                request = queue[0]
+                target = request.prompt_tokens + request.generated
+                blocks = -(-(target + 1) // block_size)
+                if blocks > free_blocks:
+                    return budget
+                queue.popleft()
+                self.waiting -= 1
+                free_blocks -= blocks
+                self.kv.allocate(blocks)
+                request.kv_blocks = blocks
+                self.admissions += 1
+                request.admit_seq = self.admissions
+                running[request] = None
+                self.prefilling.append(request)
+                if math.isnan(request.admitted_s):
+                    request.admitted_s = now
+                request.prefill_target = target
+                request.prefill_done = 0
+                chunk = min(target, budget)
+                chunks.append((request, chunk))
+                budget -= chunk
+        return budget
+
+    def _steps_fitting(self, steps: int) -> int:
+        """The most decode steps, up to `steps`, whose new blocks fit in the free blocks."""
+        n = self.decoding
+        block_size = self.block_size
+        free = self.kv.available()
+        if n * -(-steps // block_size) <= free:
+            return steps
+        cycles = min(free // n, steps // block_size)
+        done = cycles * block_size
+        free -= cycles * n
+        phase = self.boundary_phase
+        while done < steps:
+            need = phase[(self.step + done) % block_size]
+            if need > free:
+                break
+            free -= need
+            done += 1
+        return max(done, 1)
+
+    def _schedule(self, delay_s: float) -> None:
+        self.version += 1
+        event = self.env.timeout(max(delay_s, 0.0), self.version)
+        event.callbacks.append(self._on_iteration_end)
+
+    # ----------------------------------------------------------------------------- applying
+    def _on_iteration_end(self, event: simpy.Event) -> None:
+        if event.value != self.version:
+            return  # superseded by a cut stretch
+        now = self.env.now
+        self.busy_s += now - self.iteration_start_s
+        self.iterations += 1
+        if self.stretch_steps:
+            self._advance_decodes(self.stretch_steps, now)
+        else:
+            self._advance_decodes(1, now)
+            for request, chunk in self.chunks:
+                request.prefill_done += chunk
+                if request.prefill_done == request.prefill_target:
+                    self._prefill_complete(request, now)
+        self.chunks = []
+        self._plan()
+
+    def _advance_decodes(self, steps: int, now: float) -> None:
+        if self.decoding:
+            self.kv.allocate(self._blocks_needed(steps))
+        self.step += steps
+        heap = self.finish_heap
+        while heap and heap[0][0] <= self.step:
+            _, _, epoch, request = heapq.heappop(heap)
+            if epoch == request.epoch:
+                self.kv.release(self._leave_decode(request))
+                self._finish(request, now)
+
+    def _blocks_needed(self, steps: int) -> int:
+        cycles, rest = divmod(steps, self.block_size)
+        total = cycles * self.decoding
+        phase = self.boundary_phase
+        for i in range(rest):
+            total += phase[(self.step + i) % self.block_size]
+        return total
+
+    def _prefill_complete(self, request: Request, now: float) -> None:
+        self.prefilling.remove(request)
+        request.generated += 1
+        if math.isnan(request.first_token_s):
+            request.first_token_s = now
+            if self.log is not None:
+                self.log.append(("first_token", now, request.request_id))
+        if request.generated >= request.output_tokens:
+            self.kv.release(request.kv_blocks)
+            self._finish(request, now)
+        else:
+            self._join_decode(request)
+        request.kv_blocks = 0
+
+    def _finish(self, request: Request, now: float) -> None:
+        del self.running[request]
+        request.status = STATUS_OK
+        request.finished_s = now
+        if self.log is not None:
+            self.log.append(("finish", now, request.request_id))
+        self.on_done(request)
+
+    # ----------------------------------------------------------------------------- decode set
+    def _context_now(self) -> int:
+        return self.context_sum + self.decoding * (self.step - self.context_step)
+
+    def _join_decode(self, request: Request) -> None:
+        self.context_sum = self._context_now()
+        self.context_step = self.step
+        context = request.prompt_tokens + request.generated
+        self.context_sum += context
+        self.decoding += 1
+        request.joined_step = self.step
+        self.boundary_phase[(self.step - context) % self.block_size] += 1
+        finish_step = self.step + request.output_tokens - request.generated
+        heapq.heappush(self.finish_heap, (finish_step, request.admit_seq, request.epoch, request))
+
+    def _leave_decode(self, request: Request) -> int:
+        """Take a request out of the decode set; returns the KV blocks it holds."""
+        self.context_sum = self._context_now()
+        self.context_step = self.step
+        joined_context = request.prompt_tokens + request.generated
+        self.boundary_phase[(request.joined_step - joined_context) % self.block_size] -= 1
+        request.generated += self.step - request.joined_step
+        context = request.prompt_tokens + request.generated
+        self.context_sum -= context
+        self.decoding -= 1
+        return -(-context // self.block_size)
+
+    def _preempt(self, victim: Request) -> int:
+        """Free the victim's blocks and requeue it at the front of its tier (recompute).
+
+        Returns how many of this step's block requests it withdrew (1 if it was a decoder about
+        to cross a block boundary)."""
+        del self.running[victim]
+        victim.preemptions += 1
+        victim.epoch += 1
+        withdrawn = 0
+        if victim.kv_blocks:  # still prefilling
+            self.prefilling.remove(victim)
+            self.kv.release(victim.kv_blocks)
+            victim.kv_blocks = 0
+        else:
+            joined_context = victim.prompt_tokens + victim.generated
+            phase = (victim.joined_step - joined_context) % self.block_size
+            withdrawn = int(phase == self.step % self.block_size)
+            self.kv.release(self._leave_decode(victim))
+        self.queues[TIER_RANK[victim.tier]].appendleft(victim)
+        self.waiting += 1
+        return withdrawn
+
+    # ----------------------------------------------------------------------------- sampling
+    def busy_s_at(self, now: float) -> float:
+        return self.busy_s + (now - self.iteration_start_s if self.busy else 0.0)

@@ -1,0 +1,95 @@
+"""A replica as c parallel servers: each request holds one of `max_num_seqs` slots for a service
+time drawn independently of the batch (`fixed` or `exponential` perf models).
+
+Not a GPU model: it makes the queueing core checkable against M/M/c and M/D/c theory. The whole
+answer is ready when service ends, so the first token and the finish coincide.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+
+import numpy as np
+import simpy
+
+from sim.perf.config import ExponentialPerf, FixedPerf
+from sim.request import TIER_RANK, Request
+
+STATUS_OK = 200
+
+
+class SlotReplica:
+    def __init__(
+        self,
+        env: simpy.Environment,
+        index: int,
+        perf: FixedPerf | ExponentialPerf,
+        slots: int,
+        rng: np.random.Generator,
+        on_done: Callable[[Request], None],
+    ) -> None:
+        self.env = env
+        self.index = index
+        self.slots = slots
+        self.on_done = on_done
+        self.queues: tuple[deque[Request], ...] = (deque(), deque(), deque())
+        self.waiting = 0
+        self.running: dict[Request, None] = {}
+        self._rng = rng
+        self._fixed_s = perf.service_s if isinstance(perf, FixedPerf) else None
+        self._mean_s = perf.mean_service_s if isinstance(perf, ExponentialPerf) else 0.0
+        self._draws: list[float] = []
+        self._busy_slot_s = 0.0
+        self._busy_since_s = 0.0
+        self.kv = None
+        self.iterations = 0
+
+    def _service_s(self) -> float:
+        if self._fixed_s is not None:
+            return self._fixed_s
+        if not self._draws:
+            self._draws = self._rng.exponential(self._mean_s, 4096).tolist()
+            self._draws.reverse()
+        return self._draws.pop()
+
+    def _account(self) -> None:
+        now = self.env.now
+        self._busy_slot_s += len(self.running) * (now - self._busy_since_s)
+        self._busy_since_s = now
+
+    def enqueue(self, request: Request) -> None:
+        request.replica = self.index
+        if len(self.running) < self.slots:
+            self._start(request)
+        else:
+            self.queues[TIER_RANK[request.tier]].append(request)
+            self.waiting += 1
+
+    def _start(self, request: Request) -> None:
+        self._account()
+        self.running[request] = None
+        request.admitted_s = self.env.now
+        event = self.env.timeout(self._service_s(), request)
+        event.callbacks.append(self._on_service_end)
+
+    def _on_service_end(self, event: simpy.Event) -> None:
+        request: Request = event.value
+        self._account()
+        del self.running[request]
+        self.iterations += 1
+        request.status = STATUS_OK
+        request.finished_s = request.first_token_s = self.env.now
+        request.generated = request.output_tokens
+        for queue in self.queues:
+            if queue:
+                self.waiting -= 1
+                self._start(queue.popleft())
+                break
+        self.on_done(request)
+
+    def busy_s_at(self, now: float) -> float:
+        """Slot-seconds in use divided by slots: the time-average fraction of busy slots x time."""
+        current = self._busy_slot_s + len(self.running) * (now - self._busy_since_s)
+        return current / self.slots if not math.isnan(current) else 0.0

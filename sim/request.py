@@ -1,0 +1,86 @@
+"""One request attempt as it moves through the gateway, a router and a replica."""
+
+from __future__ import annotations
+
+import math
+
+TIERS = ("priority", "standard", "batch")  # admission order within a replica; Fast pools use "fast"
+TIER_RANK = {"priority": 0, "fast": 1, "standard": 1, "batch": 2}
+
+# `status` of an attempt still in flight when the run stopped draining (no HTTP answer yet).
+STATUS_IN_FLIGHT = 0
+
+
+class Request:
+    """Static fields come from the workload; the rest is filled in as the request is served.
+
+    A decoding request's progress is lazy: while it decodes, its generated-token count is
+    `generated + (replica.step - joined_step)`, so a run of decode steps touches no request.
+    """
+
+    __slots__ = (
+        "account",
+        "admit_seq",
+        "admitted_s",
+        "arrival_s",
+        "attempt",
+        "block_ids",
+        "cached_tokens",
+        "epoch",
+        "finished_s",
+        "first_token_s",
+        "generated",
+        "joined_step",
+        "kv_blocks",
+        "model",
+        "output_tokens",
+        "pool",
+        "preemptions",
+        "prefill_done",
+        "prefill_target",
+        "prompt_tokens",
+        "replica",
+        "request_id",
+        "status",
+        "tier",
+        "traffic",
+    )
+
+    def __init__(
+        self,
+        request_id: int,
+        traffic: str,
+        account: str,
+        model: str,
+        tier: str,
+        arrival_s: float,
+        prompt_tokens: int,
+        output_tokens: int,
+        block_ids: list[int] | None = None,
+        attempt: int = 0,
+    ) -> None:
+        self.request_id = request_id
+        self.traffic = traffic
+        self.account = account
+        self.model = model
+        self.tier = tier
+        self.arrival_s = arrival_s
+        self.prompt_tokens = prompt_tokens
+        self.output_tokens = output_tokens
+        self.block_ids = block_ids
+        self.attempt = attempt
+        self.pool = ""
+        self.replica = -1
+        self.status = STATUS_IN_FLIGHT
+        self.admitted_s = math.nan
+        self.first_token_s = math.nan
+        self.finished_s = math.nan
+        self.cached_tokens = 0
+        self.preemptions = 0
+        self.generated = 0  # tokens generated when the request last joined the decode set
+        self.prefill_target = 0  # tokens in KV once the current (re)admission's prefill is done
+        self.prefill_done = 0  # of prefill_target, computed or taken from the cache so far
+        self.kv_blocks = 0  # blocks held while prefilling (decoders' blocks are derived)
+        self.joined_step = 0
+        self.admit_seq = 0
+        self.epoch = 0  # bumped on preemption: heap entries of an earlier epoch are stale

@@ -1,0 +1,56 @@
+"""Writes a run's results: into a temporary folder beside the target, then moved into place,
+so a reader never sees half a run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+from sim.scenario import Scenario
+
+
+def write_run(
+    out_dir: Path,
+    scenario: Scenario,
+    requests: pa.Table,
+    timeseries: pa.Table,
+    summary: dict[str, Any],
+    extra: Callable[[Path], None] | None = None,
+) -> Path:
+    """Write every file of a run to `out_dir`; `extra(tmp_dir)` adds more (plots)."""
+    out_dir = out_dir.resolve()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        pq.write_table(requests, tmp / "requests.parquet")
+        pq.write_table(timeseries, tmp / "timeseries.parquet")
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
+        (tmp / "scenario.resolved.yaml").write_text(resolved_yaml(scenario))
+        if extra is not None:
+            extra(tmp)
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            out_dir.rename(old)
+            tmp.rename(out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def resolved_yaml(scenario: Scenario) -> str:
+    data = scenario.model_dump(mode="json", by_alias=True)
+    header = "# The scenario with every default filled in, as capsim ran it.\n"
+    return header + yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)

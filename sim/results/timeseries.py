@@ -1,0 +1,94 @@
+"""Levels sampled over time, per replica and per pool: running, waiting, KV blocks, busy fraction.
+
+Kept apart from per-request values: these are time-weighted states, not request outcomes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pyarrow as pa
+import simpy
+
+from sim.replica.pool import ReplicaPool
+
+POOL_LEVEL = -1  # the `replica` value of a pool's aggregate row
+
+
+class TimeSeriesSampler:
+    def __init__(
+        self, env: simpy.Environment, pools: Sequence[ReplicaPool], period_s: float, end_s: float
+    ) -> None:
+        self.env = env
+        self.pools = pools
+        self.period_s = period_s
+        self.end_s = end_s
+        self.columns: dict[str, list] = {
+            name: []
+            for name in (
+                "t_s",
+                "model",
+                "pool",
+                "replica",
+                "running",
+                "waiting",
+                "kv_blocks_used",
+                "kv_blocks_total",
+                "busy_fraction",
+            )
+        }
+        self._last_busy_s = {
+            (p.model_id, p.name, i): 0.0 for p in pools for i in range(len(p.replicas))
+        }
+        self._tick = 0
+
+    def start(self) -> None:
+        self._schedule()
+
+    def _schedule(self) -> None:
+        self._tick += 1
+        at = self._tick * self.period_s
+        if at <= self.end_s + 1e-9:
+            event = self.env.timeout(at - self.env.now)
+            event.callbacks.append(self._sample)
+
+    def _sample(self, event: simpy.Event) -> None:
+        now = self.env.now
+        add = self._add
+        for pool in self.pools:
+            totals = [0, 0, 0, 0, 0.0]
+            for index, replica in enumerate(pool.replicas):
+                busy_s = replica.busy_s_at(now)
+                key = (pool.model_id, pool.name, index)
+                fraction = (busy_s - self._last_busy_s[key]) / self.period_s
+                self._last_busy_s[key] = busy_s
+                kv_used = replica.kv.used_blocks if replica.kv is not None else 0
+                kv_total = replica.kv.capacity_blocks if replica.kv is not None else 0
+                row = [len(replica.running), replica.waiting, kv_used, kv_total, fraction]
+                add(now, pool, index, row)
+                for i, value in enumerate(row):
+                    totals[i] += value
+            totals[4] /= len(pool.replicas)
+            add(now, pool, POOL_LEVEL, totals)
+        self._schedule()
+
+    def _add(self, now: float, pool: ReplicaPool, replica: int, row: list) -> None:
+        c = self.columns
+        c["t_s"].append(now)
+        c["model"].append(pool.model_id)
+        c["pool"].append(pool.name)
+        c["replica"].append(replica)
+        for name, value in zip(
+            ("running", "waiting", "kv_blocks_used", "kv_blocks_total", "busy_fraction"),
+            row,
+            strict=True,
+        ):
+            c[name].append(value)
+
+    def table(self) -> pa.Table:
+        return pa.table(
+            {
+                **{k: v for k, v in self.columns.items() if k != "busy_fraction"},
+                "busy_fraction": pa.array(self.columns["busy_fraction"], pa.float64()),
+            }
+        )

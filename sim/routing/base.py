@@ -1,0 +1,67 @@
+"""What every routing policy sees and decides: one replica index per request."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from sim.config_base import StrictModel
+from sim.request import Request
+
+
+class PoolLoad:
+    """The router's view of its replicas' load, updated as requests are routed and finish.
+
+    Outstanding tokens of a request are its prompt plus output tokens, counted from routing
+    to completion: what a gateway can know without looking inside a replica.
+    """
+
+    __slots__ = ("outstanding_requests", "outstanding_tokens")
+
+    def __init__(self, replicas: int) -> None:
+        self.outstanding_tokens = [0] * replicas
+        self.outstanding_requests = [0] * replicas
+
+    def add(self, replica: int, request: Request) -> None:
+        self.outstanding_tokens[replica] += request.prompt_tokens + request.output_tokens
+        self.outstanding_requests[replica] += 1
+
+    def remove(self, replica: int, request: Request) -> None:
+        self.outstanding_tokens[replica] -= request.prompt_tokens + request.output_tokens
+        self.outstanding_requests[replica] -= 1
+
+
+class RandomInts:
+    """Uniform replica indices drawn from a numpy Generator in batches (one C call per 4096)."""
+
+    __slots__ = ("_buffer", "_high", "_next", "_rng")
+
+    def __init__(self, rng: np.random.Generator, high: int) -> None:
+        self._rng, self._high = rng, high
+        self._buffer: list[int] = []
+        self._next = 0
+
+    def draw(self) -> int:
+        if self._next == len(self._buffer):
+            self._buffer = self._rng.integers(0, self._high, 4096).tolist()
+            self._next = 0
+        value = self._buffer[self._next]
+        self._next += 1
+        return value
+
+
+class RoutingPolicy:
+    """A policy picks the replica of a pool for each request; the pool applies the choice."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[StrictModel]]
+
+    def __init__(self, config: StrictModel, load: PoolLoad, rng: np.random.Generator) -> None:
+        self.config = config
+        self.load = load
+        self.replicas = len(load.outstanding_tokens)
+        self.rng = rng
+
+    def choose(self, request: Request) -> int:
+        raise NotImplementedError

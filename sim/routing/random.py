@@ -1,0 +1,27 @@
+"""Uniformly random replica: the baseline every other policy must beat."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from sim.config_base import StrictModel
+from sim.request import Request
+from sim.routing.base import PoolLoad, RandomInts, RoutingPolicy
+
+
+class RandomConfig(StrictModel):
+    policy: Literal["random"]
+
+
+class RandomPolicy(RoutingPolicy):
+    name = "random"
+    Config = RandomConfig
+
+    def __init__(self, config: StrictModel, load: PoolLoad, rng: np.random.Generator) -> None:
+        super().__init__(config, load, rng)
+        self._ints = RandomInts(rng, self.replicas)
+
+    def choose(self, request: Request) -> int:
+        return self._ints.draw()

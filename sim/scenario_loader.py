@@ -1,0 +1,207 @@
+"""Load a scenario YAML: safe YAML, pydantic validation, errors with file, line and field path.
+
+A message reads `scenarios/x.yaml:14: models.llama-8b.pools.standard.replicas: must be >= 1`.
+Unknown keys are errors with a did-you-mean where a valid key is close.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from sim.errors import InputError
+from sim.scenario import Scenario, cross_reference_errors
+
+Path_ = tuple[Any, ...]
+
+
+def load_scenario(path: Path) -> Scenario:
+    """The validated scenario in `path`, or InputError listing every problem found."""
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise InputError(f"{path}: cannot read the scenario: {error.strerror}") from None
+    return parse_scenario(text, str(path))
+
+
+def parse_scenario(text: str, source: str) -> Scenario:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise InputError(f"{where}: not valid YAML: {getattr(error, 'problem', error)}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{source}:1: a scenario is a mapping of fields (name, models, ...)")
+    lines: dict[Path_, int] = {}
+    duplicates: list[str] = []
+    _index_lines(root, (), lines, duplicates, source)
+    if duplicates:
+        raise InputError("\n".join(duplicates))
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as error:
+        messages = [_format_error(e, data, lines, source) for e in error.errors()]
+        raise InputError("\n".join(dict.fromkeys(messages))) from None
+    problems = cross_reference_errors(scenario)
+    if problems:
+        raise InputError(
+            "\n".join(f"{_where(source, lines, p)}: {_dotted(p)}: {m}" for p, m in problems)
+        )
+    return scenario
+
+
+def _index_lines(
+    node: yaml.Node, path: Path_, lines: dict[Path_, int], duplicates: list[str], source: str
+) -> None:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        seen: set[Any] = set()
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key_node.tag == "tag:yaml.org,2002:int":
+                key = int(key)
+            if key in seen:
+                duplicates.append(
+                    f"{source}:{key_node.start_mark.line + 1}: {_dotted((*path, key))}: duplicate key"
+                )
+            seen.add(key)
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            _index_lines(value_node, (*path, key), lines, duplicates, source)
+            lines[(*path, key)] = key_node.start_mark.line + 1  # a key's line, not its value's
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _index_lines(item, (*path, i), lines, duplicates, source)
+
+
+def _data_path(data: Any, loc: Path_) -> Path_:
+    """The part of a pydantic location that exists in the YAML (drops union tags)."""
+    path: list[Any] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+            path.append(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+            path.append(part)
+        elif isinstance(node, dict | list):
+            continue  # a union member's tag, or a missing/unknown key handled by the caller
+        else:
+            break
+    return tuple(path)
+
+
+def _where(source: str, lines: dict[Path_, int], path: Path_) -> str:
+    for end in range(len(path), -1, -1):
+        if path[:end] in lines:
+            return f"{source}:{lines[path[:end]]}"
+    return source
+
+
+def _dotted(path: Path_) -> str:
+    return ".".join(str(p) for p in path) if path else "(top level)"
+
+
+def _format_error(error: Any, data: Any, lines: dict[Path_, int], source: str) -> str:
+    loc = tuple(error["loc"])
+    kind = error["type"]
+    path = _data_path(data, loc)
+    if kind in ("extra_forbidden", "missing") and loc and loc[-1] not in path:
+        path = (*path, loc[-1])
+    message = _describe(error, loc, path)
+    return f"{_where(source, lines, path)}: {_dotted(path)}: {message}"
+
+
+def _describe(error: Any, loc: Path_, path: Path_) -> str:
+    kind, ctx = error["type"], error.get("ctx", {})
+    bounds = {
+        "greater_than_equal": ">= {ge}",
+        "greater_than": "> {gt}",
+        "less_than_equal": "<= {le}",
+        "less_than": "< {lt}",
+    }
+    if kind in bounds:
+        return "must be " + bounds[kind].format(**ctx) + f", got {error['input']!r}"
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return f"unknown field; {hint}allowed: {', '.join(allowed)}"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected')}, got {error['input']!r}"
+    if kind == "union_tag_invalid":
+        return (
+            f"unknown {ctx.get('discriminator', 'kind').strip(chr(39))} "
+            f"{ctx.get('tag')!r}; allowed: {ctx.get('expected_tags')}"
+        )
+    if kind == "union_tag_not_found":
+        return f"needs the field {ctx.get('discriminator', '').strip(chr(39))!r}"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return f"must be a whole number, got {error['input']!r}"
+    if kind in ("float_parsing", "float_type"):
+        return f"must be a number, got {error['input']!r}"
+    if kind == "value_error":
+        return str(ctx.get("error", error["msg"]))
+    return str(error["msg"])
+
+
+def _allowed_keys(loc: Path_) -> list[str]:
+    """Field names of the model at a pydantic location (following dicts, lists and union tags)."""
+    annotation: Any = Scenario
+    for part in loc:
+        annotation = _unwrap(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            fields = annotation.model_fields
+            field = fields.get(part) or next(
+                (f for f in fields.values() if f.alias == part), None
+            )
+            if field is None:
+                return []
+            annotation = field.annotation
+        elif typing.get_origin(annotation) in (dict, list):
+            annotation = typing.get_args(annotation)[-1]
+        elif _union_members(annotation):
+            annotation = _member_with_tag(annotation, part)
+            if annotation is None:
+                return []
+    annotation = _unwrap(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [f.alias or name for name, f in annotation.model_fields.items()]
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    while typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    members = [m for m in _union_members(annotation) if m is not type(None)]
+    if len(members) == 1:
+        return _unwrap(members[0])
+    return annotation
+
+
+def _union_members(annotation: Any) -> tuple[Any, ...]:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return typing.get_args(annotation)
+    return ()
+
+
+def _member_with_tag(annotation: Any, tag: Any) -> Any:
+    for member in _union_members(annotation):
+        member = _unwrap(member)
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            for field in member.model_fields.values():
+                if typing.get_origin(field.annotation) is typing.Literal and tag in typing.get_args(
+                    field.annotation
+                ):
+                    return member
+    return None

@@ -1,0 +1,27 @@
+"""Durations in the YAML: a number of seconds, or a string such as `500ms`, `30s`, `30m`, `2h`, `1d`."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
+
+_UNIT_S = {"ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s|min|m|h|d)?\s*$")
+
+
+def parse_duration_s(value: Any) -> Any:
+    """Seconds from a number or a duration string; anything else is left for pydantic to reject."""
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if not match:
+            raise ValueError(
+                f"not a duration: {value!r} (a number of seconds, or e.g. '500ms', '30s', '30m', "
+                "'2h', '1d')"
+            )
+        return float(match.group(1)) * _UNIT_S[match.group(2) or "s"]
+    return value
+
+
+Seconds = Annotated[float, BeforeValidator(parse_duration_s)]
