@@ -161,10 +161,6 @@ class Replica:
             return
         self.busy = True
         self.iteration_start_s = self.env.now
-        if self.log is not None:
-            planned = [(r.request_id, chunk) for r, chunk in chunks]
-            steps = self.stretch_steps or 1
-            self.log.append(("iteration", self.env.now, duration_s, self.decoding, planned, steps))
         self._schedule(duration_s)
 
     def _admit(self, chunks: list[tuple[Request, int]], budget: int, free_blocks: int) -> int:
@@ -231,6 +227,10 @@ class Replica:
         now = self.env.now
         self.busy_s += now - self.iteration_start_s
         self.iterations += 1
+        if self.log is not None:
+            chunks = [(r.request_id, chunk) for r, chunk in self.chunks]
+            start_s, steps = self.iteration_start_s, self.stretch_steps or 1
+            self.log.append(("iteration", start_s, now - start_s, self.decoding, chunks, steps))
         if self.stretch_steps:
             self._advance_decodes(self.stretch_steps, now)
         else:

@@ -18,7 +18,7 @@ from sim.units import Seconds
 CHUNK = 8192
 
 
-class Poisson(StrictModel):
+class PoissonArrivals(StrictModel):
     process: Literal["poisson"]
     rate_per_s: float = Field(gt=0, description="Mean arrivals per second")
 
@@ -32,12 +32,12 @@ class Poisson(StrictModel):
         return self.rate_per_s * duration_s
 
 
-class Gamma(StrictModel):
-    """A renewal process with gamma gaps: cv > 1 is burstier than Poisson, cv < 1 smoother."""
+class GammaArrivals(StrictModel):
+    """A renewal process with gamma gaps: cv > 1 is burstier than PoissonArrivals, cv < 1 smoother."""
 
     process: Literal["gamma"]
     rate_per_s: float = Field(gt=0, description="Mean arrivals per second")
-    cv: float = Field(gt=0, description="Coefficient of variation of the gaps (1 = Poisson)")
+    cv: float = Field(gt=0, description="Coefficient of variation of the gaps (1 = PoissonArrivals)")
 
     def gaps_s(self, rng: np.random.Generator, n: int) -> np.ndarray:
         shape = 1.0 / self.cv**2
@@ -51,7 +51,7 @@ class Gamma(StrictModel):
         return self.rate_per_s * duration_s
 
 
-class Constant(StrictModel):
+class ConstantArrivals(StrictModel):
     process: Literal["constant"]
     rate_per_s: float = Field(gt=0, description="Arrivals per second, evenly spaced")
 
@@ -65,12 +65,12 @@ class Constant(StrictModel):
         return float(np.ceil(duration_s * self.rate_per_s - 1e-9))
 
 
-class Profile(StrictModel):
-    """Poisson arrivals whose rate follows a profile over the run (diurnal shapes, ramps).
+class ProfileArrivals(StrictModel):
+    """PoissonArrivals arrivals whose rate follows a profile over the run (diurnal shapes, ramps).
 
     `points` are (time, rate) pairs; between them the rate is held (`step`) or interpolated
     (`linear`); before the first point and after the last the end rates hold. Arrival times are
-    exact: unit-rate Poisson points are mapped through the inverse cumulative rate.
+    exact: unit-rate PoissonArrivals points are mapped through the inverse cumulative rate.
     """
 
     process: Literal["profile"]
@@ -132,7 +132,7 @@ class Profile(StrictModel):
         return float(self.cumulative(np.array([duration_s]))[0])
 
 
-ArrivalProcess = Annotated[Poisson | Gamma | Constant | Profile, Field(discriminator="process")]
+ArrivalProcess = Annotated[PoissonArrivals | GammaArrivals | ConstantArrivals | ProfileArrivals, Field(discriminator="process")]
 
 
 def arrival_chunks(
@@ -141,13 +141,13 @@ def arrival_chunks(
     """Arrival times in [0, duration_s), ascending, in chunks of at most CHUNK."""
     last = 0.0
     while True:
-        if isinstance(process, Profile):
+        if isinstance(process, ProfileArrivals):
             unit = last + np.cumsum(rng.exponential(1.0, CHUNK))
             last = float(unit[-1])
             times = process.inverse_cumulative(unit)
         else:
             times = last + np.cumsum(process.gaps_s(rng, CHUNK))
-            if isinstance(process, Constant) and last == 0.0:
+            if isinstance(process, ConstantArrivals) and last == 0.0:
                 times -= times[0]  # evenly spaced from t = 0
             last = float(times[-1])
         inside = times[times < duration_s]

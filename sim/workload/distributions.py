@@ -40,7 +40,7 @@ class _Clipped(StrictModel):
         return float(np.dot(probs, np.arange(1, self.max + 1)))
 
 
-class LogNormal(_Clipped):
+class LogNormalLength(_Clipped):
     dist: Literal["lognormal"]
     median: float = Field(gt=0, description="Median, tokens")
     sigma: float = Field(gt=0, description="Standard deviation of the log, dimensionless")
@@ -52,7 +52,7 @@ class LogNormal(_Clipped):
         return stats.lognorm(s=self.sigma, scale=self.median)
 
 
-class Normal(_Clipped):
+class NormalLength(_Clipped):
     dist: Literal["normal"]
     mean_tokens: float = Field(alias="mean", description="Mean before clipping at 1, tokens")
     std: float = Field(ge=0, description="Standard deviation, tokens")
@@ -64,7 +64,7 @@ class Normal(_Clipped):
         return stats.norm(loc=self.mean_tokens, scale=max(self.std, 1e-12))
 
 
-class Constant(StrictModel):
+class ConstantLength(StrictModel):
     dist: Literal["constant"]
     value: int = Field(ge=1, description="Every draw, tokens")
 
@@ -76,13 +76,13 @@ class Constant(StrictModel):
         return float(self.value)
 
 
-class Uniform(StrictModel):
+class UniformLength(StrictModel):
     dist: Literal["uniform"]
     low: int = Field(ge=1, description="Smallest value, tokens (inclusive)")
     high: int = Field(ge=1, description="Largest value, tokens (inclusive)")
 
     @model_validator(mode="after")
-    def _ordered(self) -> Uniform:
+    def _ordered(self) -> UniformLength:
         if self.high < self.low:
             raise ValueError(f"high ({self.high}) must be >= low ({self.low})")
         return self
@@ -95,7 +95,7 @@ class Uniform(StrictModel):
         return (self.low + self.high) / 2
 
 
-class Empirical(StrictModel):
+class EmpiricalLength(StrictModel):
     dist: Literal["empirical"]
     values: list[Annotated[int, Field(ge=1)]] = Field(min_length=1, description="Values, tokens")
     weights: list[Annotated[float, Field(ge=0)]] | None = Field(
@@ -103,7 +103,7 @@ class Empirical(StrictModel):
     )
 
     @model_validator(mode="after")
-    def _weights_match(self) -> Empirical:
+    def _weights_match(self) -> EmpiricalLength:
         if self.weights is not None:
             if len(self.weights) != len(self.values):
                 raise ValueError(
@@ -126,4 +126,4 @@ class Empirical(StrictModel):
         return float(np.dot(self._probs(), self.values))
 
 
-LengthDist = Annotated[LogNormal | Normal | Constant | Uniform | Empirical, Field(discriminator="dist")]
+LengthDist = Annotated[LogNormalLength | NormalLength | ConstantLength | UniformLength | EmpiricalLength, Field(discriminator="dist")]

@@ -1,0 +1,117 @@
+"""Event skipping gives the same records as running every iteration (`step_by_step`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+import simpy
+
+from sim.replica.kvcache import KVBlocks
+from sim.replica.replica import Replica
+from sim.replica.stretch import stretch_time_s
+from sim.request import Request
+
+
+class TwoRegimeModel:
+    """A decode step is the max of two lines in the context (a breakpoint inside most runs)."""
+
+    def decode_lines(self, decode_seqs: int) -> tuple[tuple[float, float], ...]:
+        return ((0.008 + 0.0002 * decode_seqs, 2e-7), (0.002 + 0.0001 * decode_seqs, 1.5e-6))
+
+    def iteration_time_s(
+        self, decode_seqs: int, decode_context_tokens: int, prefill_chunks: Sequence[tuple[int, int]]
+    ) -> float:
+        decode = max(a + b * decode_context_tokens for a, b in self.decode_lines(decode_seqs))
+        prefill = sum(chunk * (5e-5 + 1e-8 * before) for chunk, before in prefill_chunks)
+        return decode + prefill
+
+
+FIELDS = ("request_id", "replica", "status", "cached_tokens", "preemptions", "generated")
+TIMES = ("admitted_s", "first_token_s", "finished_s")
+
+
+def _serve(
+    seed: int, step_by_step: bool, kv_blocks: int, log: list[tuple] | None = None
+) -> tuple[list[Request], Replica]:
+    rng = np.random.default_rng(seed)
+    env = simpy.Environment()
+    done: list[Request] = []
+    replica = Replica(
+        env,
+        0,
+        TwoRegimeModel(),
+        KVBlocks(kv_blocks),
+        block_size=16,
+        max_num_seqs=12,
+        max_batched_tokens=512,
+        step_by_step=step_by_step,
+        on_done=done.append,
+    )
+    replica.log = log
+    arrivals = np.cumsum(rng.exponential(0.15, 150))
+    tiers = rng.choice(["standard", "priority", "batch"], 150, p=[0.6, 0.3, 0.1])
+    for i, t in enumerate(arrivals):
+        request = Request(
+            i,
+            "t",
+            "a",
+            "m",
+            str(tiers[i]),
+            float(t),
+            int(rng.integers(1, 900)),
+            int(rng.integers(1, 400)),
+        )
+        env.timeout(float(t)).callbacks.append(lambda _, r=request: replica.enqueue(r))
+    env.run()
+    return sorted(done, key=lambda r: r.request_id), replica
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("kv_blocks", [90, 10_000])  # tight memory preempts; ample does not
+def test_skipping_matches_step_by_step(seed: int, kv_blocks: int) -> None:
+    skipped, fast = _serve(seed, False, kv_blocks)
+    stepped, slow = _serve(seed, True, kv_blocks)
+    assert len(skipped) == len(stepped) == 150
+    for a, b in zip(skipped, stepped, strict=True):
+        assert [getattr(a, f) for f in FIELDS] == [getattr(b, f) for f in FIELDS]
+        # Times agree up to float summation order (a closed-form sum vs step by step).
+        for name in TIMES:
+            assert getattr(a, name) == pytest.approx(getattr(b, name), rel=1e-9, abs=1e-9)
+    assert fast.step == slow.step
+    assert fast.iterations < slow.iterations  # skipping did skip
+    assert fast.kv.used_blocks == slow.kv.used_blocks == 0
+
+
+def test_tight_memory_preempts() -> None:
+    requests, _ = _serve(0, False, 90)
+    assert sum(r.preemptions for r in requests) > 0
+
+
+def test_stretch_time_matches_the_sum_of_steps() -> None:
+    lines = TwoRegimeModel().decode_lines(7)
+    for context0, steps in [(0, 1), (100, 50), (5000, 700), (20_000, 3)]:
+        brute = sum(max(a + b * (context0 + 7 * i) for a, b in lines) for i in range(steps))
+        assert stretch_time_s(lines, context0, 7, steps) == pytest.approx(brute, rel=1e-12)
+
+
+@pytest.mark.parametrize("kv_blocks", [90, 10_000])
+def test_tokens_are_conserved(kv_blocks: int) -> None:
+    """Every prompt token is prefilled once (more only to recompute after a preemption) and
+    every generated token comes from one prefill completion or one decode step."""
+    log: list[tuple] = []
+    requests, _ = _serve(3, False, kv_blocks, log)
+    unlogged, _ = _serve(3, False, kv_blocks)
+    assert [r.finished_s for r in requests] == [r.finished_s for r in unlogged]
+    prefill_tokens = sum(chunk for e in log if e[0] == "iteration" for _, chunk in e[4])
+    decode_tokens = sum(e[3] * e[5] for e in log if e[0] == "iteration")
+    assert all(r.generated == r.output_tokens for r in requests)
+    assert sorted(e[2] for e in log if e[0] == "finish") == list(range(len(requests)))
+    if kv_blocks == 10_000:
+        assert sum(r.preemptions for r in requests) == 0
+        assert prefill_tokens == sum(r.prompt_tokens for r in requests)
+        assert decode_tokens + len(requests) == sum(r.output_tokens for r in requests)
+    else:
+        assert sum(r.preemptions for r in requests) > 0
+        assert prefill_tokens > sum(r.prompt_tokens for r in requests)

@@ -1,0 +1,123 @@
+"""Bad scenarios: each gives a message naming file, line, field and what is allowed; exit 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sim.errors import InputError
+from sim.scenario_loader import load_scenario, parse_scenario
+
+ROOT = Path(__file__).resolve().parents[1]
+GOOD = (ROOT / "scenarios" / "quickstart.yaml").read_text()
+
+
+def _error(text: str) -> str:
+    with pytest.raises(InputError) as caught:
+        parse_scenario(text, "x.yaml")
+    return str(caught.value)
+
+
+def _line_of(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+def test_the_quickstart_is_valid() -> None:
+    scenario = parse_scenario(GOOD, "quickstart.yaml")
+    assert scenario.models["llama-8b"].pools["standard"].replicas == 4
+    assert scenario.duration_s == 1800 and scenario.warmup_s == 120
+
+
+def test_out_of_range_names_file_line_path_and_bound() -> None:
+    text = GOOD.replace("replicas: 4", "replicas: 0")
+    line = _line_of(text, "replicas: 0")
+    assert _error(text) == (
+        f"x.yaml:{line}: models.llama-8b.pools.standard.replicas: must be >= 1, got 0"
+    )
+
+
+def test_unknown_key_suggests_the_close_one() -> None:
+    text = GOOD.replace("replicas: 4", "replica: 4")
+    message = _error(text)
+    line = _line_of(text, "replica: 4")
+    assert message.startswith(f"x.yaml:{line}: models.llama-8b.pools.standard.replica: unknown field")
+    assert "did you mean 'replicas'?" in message
+    assert "max_num_seqs" in message  # lists what is allowed
+
+
+def test_unknown_routing_policy_lists_the_policies() -> None:
+    message = _error(GOOD.replace("policy: least_loaded", "policy: fastest"))
+    assert "models.llama-8b.routing" in message
+    for name in ("random", "round_robin", "least_loaded", "power_of_two"):
+        assert name in message
+
+
+def test_unknown_distribution_and_process() -> None:
+    assert "'lognormal'" in _error(GOOD.replace("dist: lognormal, median: 1000", "dist: zipf, median: 1000"))
+    assert "'poisson'" in _error(GOOD.replace("process: profile", "process: hawkes"))
+
+
+def test_unknown_gpu_and_architecture_list_the_catalog() -> None:
+    message = _error(GOOD.replace("gpu: h100", "gpu: h800"))
+    assert "models.llama-8b.pools.standard.gpu: unknown gpu 'h800'" in message
+    assert "'a100'" in message and "'b200'" in message
+    assert "unknown architecture 'llama-9b'" in _error(GOOD.replace("llama-3.1-8b", "llama-9b"))
+
+
+def test_bad_duration_string() -> None:
+    text = GOOD.replace("duration_s: 30m", "duration_s: 30 minutes")
+    line = _line_of(text, "duration_s:")
+    message = _error(text)
+    assert message.startswith(f"x.yaml:{line}: duration_s: not a duration: '30 minutes'")
+
+
+def test_cross_field_checks() -> None:
+    assert "tier_mix shares must sum to 1" in _error(GOOD.replace("priority: 0.1", "priority: 0.3"))
+    assert "warmup_s (1800) must be shorter than duration_s" in _error(
+        GOOD.replace("warmup_s: 2m", "warmup_s: 30m")
+    )
+    message = _error(GOOD.replace("account: acme", "account: umbrella"))
+    assert "traffic.0.account: unknown account 'umbrella'; allowed: 'acme'" in message
+
+
+def test_missing_field_and_wrong_type() -> None:
+    text = GOOD.replace("    architecture: llama-3.1-8b\n", "")
+    assert "models.llama-8b.architecture: is required" in _error(text)
+    assert "must be a whole number, got 'four'" in _error(GOOD.replace("replicas: 4", "replicas: four"))
+
+
+def test_yaml_syntax_and_duplicate_keys() -> None:
+    assert _error(GOOD.replace("seed: 42", "seed: [42")).startswith("x.yaml:")
+    text = GOOD.replace("seed: 42", "seed: 42\nseed: 43")
+    assert f"x.yaml:{_line_of(text, 'seed: 43')}: seed: duplicate key" in _error(text)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="cannot read the scenario"):
+        load_scenario(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (("replicas: 4", "replicas: -2"), "replicas: must be >= 1"),
+        (("replicas: 4", "replicsa: 4"), "did you mean 'replicas'?"),
+    ],
+)
+def test_cli_exits_2_and_writes_nothing(tmp_path: Path, edit: tuple[str, str], expected: str) -> None:
+    scenario = tmp_path / "bad.yaml"
+    scenario.write_text(GOOD.replace(*edit))
+    out = tmp_path / "out"
+    for command in (["run", str(scenario), "--out", str(out)], ["validate", str(scenario)]):
+        done = subprocess.run(
+            [sys.executable, "-m", "sim", *command], capture_output=True, text=True, cwd=tmp_path
+        )
+        assert done.returncode == 2, done.stderr
+        assert expected in done.stderr
+        assert str(scenario) in done.stderr
+        assert "Traceback" not in done.stderr
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == [scenario]
