@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 TIERS = ("priority", "standard", "batch")  # admission order within a replica; Fast pools use "fast"
 TIER_RANK = {"priority": 0, "fast": 1, "standard": 1, "batch": 2}
@@ -41,6 +42,7 @@ class Request:
         "prompt_tokens",
         "replica",
         "request_id",
+        "shared_blocks",
         "status",
         "tier",
         "traffic",
@@ -56,7 +58,7 @@ class Request:
         arrival_s: float,
         prompt_tokens: int,
         output_tokens: int,
-        block_ids: list[int] | None = None,
+        block_ids: Sequence[int] | None = None,
         attempt: int = 0,
     ) -> None:
         self.request_id = request_id
@@ -81,6 +83,7 @@ class Request:
         self.prefill_target = 0  # tokens in KV once the current (re)admission's prefill is done
         self.prefill_done = 0  # of prefill_target, computed or taken from the cache so far
         self.kv_blocks = 0  # blocks held while prefilling (decoders' blocks are derived)
+        self.shared_blocks = 0  # leading blocks it references in the prefix cache
         self.joined_step = 0
         self.admit_seq = 0
         self.epoch = 0  # bumped on preemption: heap entries of an earlier epoch are stale

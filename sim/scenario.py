@@ -36,6 +36,9 @@ class Pool(StrictModel):
     memory_utilization: float = Field(
         0.9, gt=0, le=1, description="Fraction of GPU memory usable for weights and KV cache"
     )
+    prefix_caching: bool = Field(
+        True, description="Reuse cached prompt prefixes (on for every model of the platform)"
+    )
     kv_capacity_tokens: int | None = Field(
         None, ge=1, description="Override the KV capacity derived from memory, tokens per replica"
     )

@@ -8,7 +8,12 @@ from sim.scenario import Scenario
 
 
 def slot_scenario(
-    servers: int, arrival_rate: float, mean_service_s: float, duration_s: float, seed: int, **extra: Any
+    servers: int,
+    arrival_rate: float,
+    mean_service_s: float,
+    duration_s: float,
+    seed: int,
+    **extra: Any,
 ) -> Scenario:
     """One replica as an M/M/c queue: exponential service on `servers` slots, Poisson arrivals."""
     return Scenario.model_validate(

@@ -36,7 +36,9 @@ def test_mmc_mean_wait_matches_erlang_c(servers: int, rho: float) -> None:
     rate = rho * servers  # mean service 1 s
     replications = 10
     duration_s = 20_000 / rate  # about 20,000 customers each
-    waits = np.array([_mean_wait_s(servers, rate, seed, duration_s) for seed in range(replications)])
+    waits = np.array(
+        [_mean_wait_s(servers, rate, seed, duration_s) for seed in range(replications)]
+    )
     theory = erlang_c_wait_s(servers, rate, 1.0)
     # 99% Student-t interval over independent replications (fixed seeds: deterministic).
     half = stats.t.ppf(0.995, replications - 1) * waits.std(ddof=1) / math.sqrt(replications)
@@ -53,8 +55,13 @@ def test_littles_law_on_outputs() -> None:
     duration_s = 20_000.0
     scenario = slot_scenario(4, 3.0, 1.0, duration_s, seed=7, sample_interval_s=0.5)
     result = simulate(scenario)
-    req = {n: result.requests[n].to_numpy(zero_copy_only=False) for n in result.requests.column_names}
-    ts = {n: result.timeseries[n].to_numpy(zero_copy_only=False) for n in result.timeseries.column_names}
+    req = {
+        n: result.requests[n].to_numpy(zero_copy_only=False) for n in result.requests.column_names
+    }
+    ts = {
+        n: result.timeseries[n].to_numpy(zero_copy_only=False)
+        for n in result.timeseries.column_names
+    }
     warmup_s = scenario.warmup_s
     window = (ts["replica"] == POOL_LEVEL) & (ts["t_s"] > warmup_s)
     in_system = (ts["running"] + ts["waiting"])[window].mean()

@@ -43,7 +43,9 @@ def test_unknown_key_suggests_the_close_one() -> None:
     text = GOOD.replace("replicas: 4", "replica: 4")
     message = _error(text)
     line = _line_of(text, "replica: 4")
-    assert message.startswith(f"x.yaml:{line}: models.llama-8b.pools.standard.replica: unknown field")
+    assert message.startswith(
+        f"x.yaml:{line}: models.llama-8b.pools.standard.replica: unknown field"
+    )
     assert "did you mean 'replicas'?" in message
     assert "max_num_seqs" in message  # lists what is allowed
 
@@ -56,7 +58,9 @@ def test_unknown_routing_policy_lists_the_policies() -> None:
 
 
 def test_unknown_distribution_and_process() -> None:
-    assert "'lognormal'" in _error(GOOD.replace("dist: lognormal, median: 1000", "dist: zipf, median: 1000"))
+    assert "'lognormal'" in _error(
+        GOOD.replace("dist: lognormal, median: 1000", "dist: zipf, median: 1000")
+    )
     assert "'poisson'" in _error(GOOD.replace("process: profile", "process: hawkes"))
 
 
@@ -86,7 +90,9 @@ def test_cross_field_checks() -> None:
 def test_missing_field_and_wrong_type() -> None:
     text = GOOD.replace("    architecture: llama-3.1-8b\n", "")
     assert "models.llama-8b.architecture: is required" in _error(text)
-    assert "must be a whole number, got 'four'" in _error(GOOD.replace("replicas: 4", "replicas: four"))
+    assert "must be a whole number, got 'four'" in _error(
+        GOOD.replace("replicas: 4", "replicas: four")
+    )
 
 
 def test_yaml_syntax_and_duplicate_keys() -> None:
@@ -107,7 +113,9 @@ def test_missing_file(tmp_path: Path) -> None:
         (("replicas: 4", "replicsa: 4"), "did you mean 'replicas'?"),
     ],
 )
-def test_cli_exits_2_and_writes_nothing(tmp_path: Path, edit: tuple[str, str], expected: str) -> None:
+def test_cli_exits_2_and_writes_nothing(
+    tmp_path: Path, edit: tuple[str, str], expected: str
+) -> None:
     scenario = tmp_path / "bad.yaml"
     scenario.write_text(GOOD.replace(*edit))
     out = tmp_path / "out"

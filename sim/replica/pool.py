@@ -7,7 +7,7 @@ from collections.abc import Callable
 import simpy
 
 from sim.perf.base import BatchTimeModel
-from sim.replica.kvcache import KVBlocks
+from sim.replica.kvcache import KVCache
 from sim.replica.replica import Replica
 from sim.replica.slots import SlotReplica
 from sim.request import Request
@@ -53,7 +53,7 @@ class ReplicaPool:
                         env,
                         index,
                         perf,
-                        KVBlocks(kv_capacity_blocks),
+                        KVCache(kv_capacity_blocks, pool.prefix_caching),
                         pool.block_size,
                         pool.max_num_seqs,
                         pool.max_batched_tokens,

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import simpy
 
 from sim.perf.base import BatchTimeModel
-from sim.replica.kvcache import KVBlocks
+from sim.replica.kvcache import KVCache
 from sim.replica.stretch import steps_done_by, stretch_time_s
 from sim.request import TIER_RANK, Request
 
@@ -33,7 +33,7 @@ class Replica:
         env: simpy.Environment,
         index: int,
         perf: BatchTimeModel,
-        kv: KVBlocks,
+        kv: KVCache,
         block_size: int,
         max_num_seqs: int,
         max_batched_tokens: int,
@@ -71,6 +71,8 @@ class Replica:
         self.stretch_context0 = 0
         self.busy_s = 0.0
         self.iterations = 0
+        self.prompt_tokens_admitted = 0  # first admissions only: the cache hit ratio's terms
+        self.cached_tokens_admitted = 0
         # Tests set a list here to get the exact event log: ("iteration", start_s, duration_s,
         # decodes, [(request_id, chunk_tokens)], steps), ("first_token" | "finish", t_s, request_id).
         self.log: list[tuple] | None = None
@@ -102,9 +104,21 @@ class Replica:
             and not any(self.queues[:rank])
             and len(self.running) < self.max_num_seqs
             and self.decoding < self.max_batched_tokens
-            and -(-(request.prompt_tokens + request.generated + 1) // self.block_size)
-            <= self.kv.available()
+            and self._blocks_to_admit(request)[0] <= self.kv.available()
         )
+
+    def _blocks_to_admit(self, request: Request) -> tuple[int, int, int]:
+        """(blocks admission takes from the free pool, blocks it holds, cached blocks it reuses).
+
+        Reused blocks are not prefilled again; one that was idle in the cache stops being free.
+        A hit never covers the last token to prefill, so every admission computes something.
+        """
+        target = request.prompt_tokens + request.generated
+        blocks = -(-(target + 1) // self.block_size)
+        if request.block_ids is None:
+            return blocks, blocks, 0
+        hit, idle = self.kv.match(request.block_ids, (target - 1) // self.block_size)
+        return blocks - hit + idle, blocks, hit
 
     def _cut_stretch(self) -> None:
         """End the decode run in flight at the boundary of the step now running."""
@@ -174,24 +188,29 @@ class Replica:
                 if len(running) >= self.max_num_seqs or budget <= 0:
                     return budget
                 request = queue[0]
-                target = request.prompt_tokens + request.generated
-                blocks = -(-(target + 1) // block_size)
-                if blocks > free_blocks:
+                taken, blocks, hit = self._blocks_to_admit(request)
+                if taken > free_blocks:
                     return budget
                 queue.popleft()
                 self.waiting -= 1
-                free_blocks -= blocks
-                self.kv.allocate(blocks)
+                free_blocks -= taken
+                if hit:
+                    self.kv.acquire(request, hit)
+                self.kv.allocate(blocks - hit)
                 request.kv_blocks = blocks
                 self.admissions += 1
                 request.admit_seq = self.admissions
                 running[request] = None
                 self.prefilling.append(request)
+                cached_tokens = hit * block_size
                 if math.isnan(request.admitted_s):
                     request.admitted_s = now
-                request.prefill_target = target
-                request.prefill_done = 0
-                chunk = min(target, budget)
+                    request.cached_tokens = cached_tokens
+                    self.prompt_tokens_admitted += request.prompt_tokens
+                    self.cached_tokens_admitted += cached_tokens
+                request.prefill_target = target = request.prompt_tokens + request.generated
+                request.prefill_done = cached_tokens
+                chunk = min(target - cached_tokens, budget)
                 chunks.append((request, chunk))
                 budget -= chunk
         return budget
@@ -237,6 +256,8 @@ class Replica:
             self._advance_decodes(1, now)
             for request, chunk in self.chunks:
                 request.prefill_done += chunk
+                if request.block_ids is not None:
+                    self.kv.publish(request, request.prefill_done // self.block_size)
                 if request.prefill_done == request.prefill_target:
                     self._prefill_complete(request, now)
         self.chunks = []
@@ -250,7 +271,7 @@ class Replica:
         while heap and heap[0][0] <= self.step:
             _, _, epoch, request = heapq.heappop(heap)
             if epoch == request.epoch:
-                self.kv.release(self._leave_decode(request))
+                self._release(request, self._leave_decode(request))
                 self._finish(request, now)
 
     def _blocks_needed(self, steps: int) -> int:
@@ -269,11 +290,19 @@ class Replica:
             if self.log is not None:
                 self.log.append(("first_token", now, request.request_id))
         if request.generated >= request.output_tokens:
-            self.kv.release(request.kv_blocks)
+            self._release(request, request.kv_blocks)
             self._finish(request, now)
         else:
             self._join_decode(request)
         request.kv_blocks = 0
+
+    def _release(self, request: Request, held_blocks: int) -> None:
+        """A finished request's blocks: its computed full blocks stay cached (for a session,
+        the answer's too), the rest are freed."""
+        if request.block_ids is not None:
+            context = request.prompt_tokens + request.generated
+            self.kv.publish(request, context // self.block_size)
+        self.kv.release(request, held_blocks)
 
     def _finish(self, request: Request, now: float) -> None:
         del self.running[request]
@@ -321,13 +350,13 @@ class Replica:
         withdrawn = 0
         if victim.kv_blocks:  # still prefilling
             self.prefilling.remove(victim)
-            self.kv.release(victim.kv_blocks)
+            self.kv.release(victim, victim.kv_blocks)
             victim.kv_blocks = 0
         else:
             joined_context = victim.prompt_tokens + victim.generated
             phase = (victim.joined_step - joined_context) % self.block_size
             withdrawn = int(phase == self.step % self.block_size)
-            self.kv.release(self._leave_decode(victim))
+            self.kv.release(victim, self._leave_decode(victim))
         self.queues[TIER_RANK[victim.tier]].appendleft(victim)
         self.waiting += 1
         return withdrawn

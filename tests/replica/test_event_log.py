@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pytest
 import simpy
 
-from sim.replica.kvcache import KVBlocks
+from sim.replica.kvcache import KVCache
 from sim.replica.replica import Replica
 from sim.request import Request
 
@@ -20,7 +20,10 @@ class HandModel:
         return ((0.010 + 0.001 * decode_seqs, 0.00001),)
 
     def iteration_time_s(
-        self, decode_seqs: int, decode_context_tokens: int, prefill_chunks: Sequence[tuple[int, int]]
+        self,
+        decode_seqs: int,
+        decode_context_tokens: int,
+        prefill_chunks: Sequence[tuple[int, int]],
     ) -> float:
         prefill = sum(chunk for chunk, _ in prefill_chunks)
         return 0.010 + 0.001 * decode_seqs + 0.00001 * decode_context_tokens + 0.0001 * prefill
@@ -33,7 +36,7 @@ def _run(step_by_step: bool) -> tuple[list[tuple], dict[int, Request], Replica]:
         env,
         0,
         HandModel(),
-        KVBlocks(100),
+        KVCache(100),
         block_size=4,
         max_num_seqs=4,
         max_batched_tokens=8,

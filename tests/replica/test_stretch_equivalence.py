@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import simpy
 
-from sim.replica.kvcache import KVBlocks
+from sim.replica.kvcache import KVCache
 from sim.replica.replica import Replica
 from sim.replica.stretch import stretch_time_s
 from sim.request import Request
@@ -21,7 +21,10 @@ class TwoRegimeModel:
         return ((0.008 + 0.0002 * decode_seqs, 2e-7), (0.002 + 0.0001 * decode_seqs, 1.5e-6))
 
     def iteration_time_s(
-        self, decode_seqs: int, decode_context_tokens: int, prefill_chunks: Sequence[tuple[int, int]]
+        self,
+        decode_seqs: int,
+        decode_context_tokens: int,
+        prefill_chunks: Sequence[tuple[int, int]],
     ) -> float:
         decode = max(a + b * decode_context_tokens for a, b in self.decode_lines(decode_seqs))
         prefill = sum(chunk * (5e-5 + 1e-8 * before) for chunk, before in prefill_chunks)
@@ -33,7 +36,11 @@ TIMES = ("admitted_s", "first_token_s", "finished_s")
 
 
 def _serve(
-    seed: int, step_by_step: bool, kv_blocks: int, log: list[tuple] | None = None
+    seed: int,
+    step_by_step: bool,
+    kv_blocks: int,
+    log: list[tuple] | None = None,
+    shared_prefixes: bool = False,
 ) -> tuple[list[Request], Replica]:
     rng = np.random.default_rng(seed)
     env = simpy.Environment()
@@ -42,7 +49,7 @@ def _serve(
         env,
         0,
         TwoRegimeModel(),
-        KVBlocks(kv_blocks),
+        KVCache(kv_blocks),
         block_size=16,
         max_num_seqs=12,
         max_batched_tokens=512,
@@ -53,6 +60,12 @@ def _serve(
     arrivals = np.cumsum(rng.exponential(0.15, 150))
     tiers = rng.choice(["standard", "priority", "batch"], 150, p=[0.6, 0.3, 0.1])
     for i, t in enumerate(arrivals):
+        prompt_tokens = int(rng.integers(1, 900))
+        family = int(rng.integers(0, 3))
+        # Three "system prompts" of 20 blocks shared across requests, then private blocks.
+        ids = [
+            family * 100 + b if b < 20 else 10_000 * (i + 1) + b for b in range(prompt_tokens // 16)
+        ]
         request = Request(
             i,
             "t",
@@ -60,8 +73,9 @@ def _serve(
             "m",
             str(tiers[i]),
             float(t),
-            int(rng.integers(1, 900)),
+            prompt_tokens,
             int(rng.integers(1, 400)),
+            ids if shared_prefixes else None,
         )
         env.timeout(float(t)).callbacks.append(lambda _, r=request: replica.enqueue(r))
     env.run()
@@ -70,9 +84,10 @@ def _serve(
 
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("kv_blocks", [90, 10_000])  # tight memory preempts; ample does not
-def test_skipping_matches_step_by_step(seed: int, kv_blocks: int) -> None:
-    skipped, fast = _serve(seed, False, kv_blocks)
-    stepped, slow = _serve(seed, True, kv_blocks)
+@pytest.mark.parametrize("shared_prefixes", [False, True])
+def test_skipping_matches_step_by_step(seed: int, kv_blocks: int, shared_prefixes: bool) -> None:
+    skipped, fast = _serve(seed, False, kv_blocks, shared_prefixes=shared_prefixes)
+    stepped, slow = _serve(seed, True, kv_blocks, shared_prefixes=shared_prefixes)
     assert len(skipped) == len(stepped) == 150
     for a, b in zip(skipped, stepped, strict=True):
         assert [getattr(a, f) for f in FIELDS] == [getattr(b, f) for f in FIELDS]
@@ -82,6 +97,8 @@ def test_skipping_matches_step_by_step(seed: int, kv_blocks: int) -> None:
     assert fast.step == slow.step
     assert fast.iterations < slow.iterations  # skipping did skip
     assert fast.kv.used_blocks == slow.kv.used_blocks == 0
+    if shared_prefixes:
+        assert sum(r.cached_tokens for r in skipped) > 0
 
 
 def test_tight_memory_preempts() -> None:
