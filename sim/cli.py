@@ -20,8 +20,9 @@ app = typer.Typer(
     no_args_is_help=True,
     help="capsim: a discrete-event capacity simulator for pay-per-token LLM inference services.",
 )
-out = Console()
-err = Console(stderr=True)
+# Piped output (CI logs, files) gets wide tables instead of rich's 80-column default.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 def main() -> None:

@@ -16,8 +16,9 @@ from sim.replica.pool import ReplicaPool
 from sim.request import Request
 from sim.results.records import RequestRecorder
 from sim.results.timeseries import TimeSeriesSampler
-from sim.scenario import Pool, Scenario
+from sim.scenario import Pool, Scenario, Traffic
 from sim.workload.open_loop import OpenLoopSource
+from sim.workload.sessions import SessionSource
 
 ProgressCallback = Callable[[float, float], None]  # (simulated seconds so far, total)
 
@@ -64,7 +65,7 @@ class Simulation:
                     pool,
                     scenario.seed,
                     scenario.step_by_step,
-                    self.recorder.record,
+                    self._done,
                     perf,
                     blocks,
                 )
@@ -73,25 +74,49 @@ class Simulation:
                 for tier in tiers:
                     routes.setdefault((model_id, tier), replica_pool)
         self.gateway = Gateway(routes)
-        self.sources = [
-            OpenLoopSource(
-                self.env,
-                traffic,
-                "fast" if scenario.models[traffic.model].fast else None,
-                scenario.seed,
-                scenario.duration_s,
-                self._next_id,
-                self.gateway.submit,
-            )
-            for traffic in scenario.traffic
-        ]
+        self.sources = [self._source(traffic) for traffic in scenario.traffic]
         self.end_s = scenario.duration_s + scenario.drain_s
         self.sampler = TimeSeriesSampler(
             self.env, self.pools, scenario.sample_period_s, scenario.duration_s
         )
 
+    def _source(self, traffic: Traffic) -> OpenLoopSource | SessionSource:
+        scenario = self.scenario
+        model = scenario.models[traffic.model]
+        tier = "fast" if model.fast else None
+        users = next(a.users for a in scenario.accounts if a.name == traffic.account)
+        if traffic.sessions is not None:
+            block_size = next(iter(model.pools.values())).block_size
+            return SessionSource(
+                self.env,
+                traffic,
+                traffic.sessions,
+                users,
+                tier,
+                block_size,
+                scenario.seed,
+                scenario.duration_s,
+                self._next_id,
+                self.gateway.submit,
+            )
+        return OpenLoopSource(
+            self.env,
+            traffic,
+            tier,
+            users,
+            scenario.seed,
+            scenario.duration_s,
+            self._next_id,
+            self.gateway.submit,
+        )
+
     def _next_id(self) -> int:
         return next(self._ids)
+
+    def _done(self, request: Request) -> None:
+        self.recorder.record(request)
+        if request.client is not None:
+            request.client(request)
 
     def run(self, progress: ProgressCallback | None = None) -> RunOutput:
         for source in self.sources:

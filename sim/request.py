@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 TIERS = ("priority", "standard", "batch")  # admission order within a replica; Fast pools use "fast"
 TIER_RANK = {"priority": 0, "fast": 1, "standard": 1, "batch": 2}
@@ -21,6 +21,8 @@ class Request:
 
     __slots__ = (
         "account",
+        "affinity_key",
+        "client",
         "admit_seq",
         "admitted_s",
         "arrival_s",
@@ -71,6 +73,8 @@ class Request:
         self.output_tokens = output_tokens
         self.block_ids = block_ids
         self.attempt = attempt
+        self.affinity_key: str | None = None  # x-session-affinity header or `user` field
+        self.client: Callable[[Request], None] | None = None  # told when the attempt ends
         self.pool = ""
         self.replica = -1
         self.status = STATUS_IN_FLIGHT

@@ -17,6 +17,7 @@ from sim.routing.least_loaded import LeastLoadedConfig
 from sim.units import Seconds
 from sim.workload.arrivals import ArrivalProcess
 from sim.workload.distributions import LengthDist
+from sim.workload.sessions import SessionConfig
 
 Tier = Literal["standard", "priority", "batch"]
 SpendTier = Literal[1, 2, 3, 4, "unlimited"]
@@ -74,17 +75,32 @@ class Model(StrictModel):
 class Account(StrictModel):
     name: str = Field(min_length=1, description="Account (API key) name")
     spend_tier: SpendTier = Field(1, description="Spend tier: 1, 2, 3, 4 or unlimited")
+    users: int = Field(
+        1, ge=1, description="End users behind the key (distinct `user` fields for affinity)"
+    )
 
 
 class Traffic(StrictModel):
-    """An open-loop traffic source: requests arrive on a schedule whatever happens."""
+    """A traffic source: open-loop requests (arrivals on a schedule whatever happens),
+    closed-loop sessions (`sessions`: the next turn only after the previous answer), or a
+    replayed trace (`trace` in place of `arrivals`, `prompt_tokens` and `output_tokens`)."""
 
     name: str = Field(min_length=1, description="Source name (a column in the results)")
     account: str = Field(description="Account sending the requests")
     model: str = Field(description="Model id the requests are sent to")
-    arrivals: ArrivalProcess = Field(description="Arrival process")
-    prompt_tokens: LengthDist = Field(description="Prompt length distribution, tokens")
-    output_tokens: LengthDist = Field(description="Generated length distribution, tokens")
+    arrivals: ArrivalProcess | None = Field(
+        None, description="Arrival process of requests (of session starts with `sessions`)"
+    )
+    prompt_tokens: LengthDist | None = Field(
+        None, description="Prompt length, tokens (with `sessions`: each turn's new message)"
+    )
+    output_tokens: LengthDist | None = Field(None, description="Generated length, tokens")
+    sessions: SessionConfig | None = Field(None, description="Multi-turn sessions (closed loop)")
+    affinity: Literal["session", "user", "none"] | None = Field(
+        None,
+        description="Sticky-routing key sent: the session id, the account's user id, or none "
+        "(null: session for session traffic, else none)",
+    )
     tier_mix: dict[Tier, Annotated[float, Field(ge=0)]] = Field(
         default_factory=lambda: {"standard": 1.0},
         description="Share of requests per tier (standard, priority, batch); shares sum to 1",
@@ -94,10 +110,21 @@ class Traffic(StrictModel):
     )
 
     @model_validator(mode="after")
-    def _mix_sums_to_one(self) -> Traffic:
+    def _consistent(self) -> Traffic:
         total = sum(self.tier_mix.values())
         if abs(total - 1.0) > 1e-6:
             raise ValueError(f"tier_mix shares must sum to 1, they sum to {total:g}")
+        missing = [
+            name
+            for name in ("arrivals", "prompt_tokens", "output_tokens")
+            if getattr(self, name) is None
+        ]
+        if missing:
+            raise ValueError(f"a traffic source needs {', '.join(missing)}")
+        if self.affinity is None:
+            object.__setattr__(self, "affinity", "session" if self.sessions else "none")
+        if self.affinity == "session" and self.sessions is None:
+            raise ValueError("affinity: session needs `sessions` (or use user or none)")
         return self
 
 
@@ -169,6 +196,14 @@ def cross_reference_errors(scenario: Scenario) -> list[tuple[tuple[Any, ...], st
                 (
                     ("models", model_id, "architecture"),
                     f"unknown architecture {model.architecture!r}; {_one_of(architecture_names())}",
+                )
+            )
+        block_sizes = {pool.block_size for pool in model.pools.values()}
+        if len(block_sizes) > 1:
+            errors.append(
+                (
+                    ("models", model_id, "pools"),
+                    f"all pools of a model share one block_size, got {sorted(block_sizes)}",
                 )
             )
         for pool_name, pool in model.pools.items():

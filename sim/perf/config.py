@@ -14,13 +14,48 @@ class RooflinePerf(StrictModel):
 
     model: Literal["roofline"] = "roofline"
     compute_efficiency: float | None = Field(
-        None, gt=0, le=1, description="Fraction of peak FLOP/s reached; null uses the fitted value"
+        None,
+        gt=0,
+        le=1,
+        description="Fraction of peak FLOP/s reached by the linear layers (dimensionless); "
+        "null uses the fitted value",
     )
     memory_efficiency: float | None = Field(
-        None, gt=0, le=1, description="Fraction of peak HBM bandwidth reached; null uses the fitted value"
+        None,
+        gt=0,
+        le=1,
+        description="Fraction of peak HBM bandwidth reached reading weights and KV cache "
+        "(dimensionless); null uses the fitted value",
     )
     overhead_s: float | None = Field(
-        None, ge=0, description="Fixed cost per iteration, seconds; null uses the fitted value"
+        None, ge=0, description="Fixed cost per iteration, seconds; null uses the calibrated value"
+    )
+    kv_dtype: Literal["bf16", "fp8"] = Field(
+        "bf16", description="KV-cache element type: bf16 (2 bytes) or fp8 (1 byte)"
+    )
+    activation_reserve_gb: float = Field(
+        0.0,
+        ge=0,
+        description="GPU memory per GPU held back from the KV cache for activations, GB (1e9 bytes)",
+    )
+    draft_tokens: int = Field(
+        0,
+        ge=0,
+        le=16,
+        description="Speculative decoding: tokens drafted per decode step (0 turns it off), tokens",
+    )
+    acceptance_rate: float = Field(
+        0.7,
+        ge=0,
+        lt=1,
+        description="Speculative decoding: probability that each drafted token is accepted "
+        "(dimensionless)",
+    )
+    draft_cost_ratio: float = Field(
+        0.05,
+        ge=0,
+        description="Speculative decoding: time to draft one token as a fraction of a plain decode "
+        "step of the same batch (dimensionless; about 1/layers for a one-layer MTP or EAGLE head)",
     )
 
 

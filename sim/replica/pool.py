@@ -13,7 +13,7 @@ from sim.replica.slots import SlotReplica
 from sim.request import Request
 from sim.rng import stream
 from sim.routing import POLICIES
-from sim.routing.base import PoolLoad
+from sim.routing.base import PoolLoad, PoolView
 from sim.scenario import Model, Pool
 
 
@@ -37,8 +37,6 @@ class ReplicaPool:
         self.kv_capacity_blocks = kv_capacity_blocks
         self.load = PoolLoad(pool.replicas)
         self._on_done = on_done
-        policy = POLICIES[model.routing.policy]
-        self.router = policy(model.routing, self.load, stream(seed, "routing", model_id, pool_name))
         self.replicas: list[Replica | SlotReplica] = []
         for index in range(pool.replicas):
             if pool.slot_model:
@@ -61,6 +59,10 @@ class ReplicaPool:
                         self._finished,
                     )
                 )
+
+        policy = POLICIES[model.routing.policy]
+        view = PoolView(self.load, self.replicas, kv_capacity_blocks)
+        self.router = policy(model.routing, view, stream(seed, "routing", model_id, pool_name))
 
     def submit(self, request: Request) -> None:
         request.pool = self.name

@@ -6,11 +6,14 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field
 
+from sim.routing.affinity import AffinityPolicy
 from sim.routing.base import RoutingPolicy
+from sim.routing.cache_aware import CacheAwarePolicy
 from sim.routing.least_loaded import LeastLoadedPolicy
 from sim.routing.power_of_two import PowerOfTwoPolicy
 from sim.routing.random import RandomPolicy
 from sim.routing.round_robin import RoundRobinPolicy
+from sim.routing.weighted_scorer import WeightedScorerPolicy
 
 POLICIES: dict[str, type[RoutingPolicy]] = {
     policy.name: policy
@@ -19,6 +22,9 @@ POLICIES: dict[str, type[RoutingPolicy]] = {
         RoundRobinPolicy,
         LeastLoadedPolicy,
         PowerOfTwoPolicy,
+        AffinityPolicy,
+        CacheAwarePolicy,
+        WeightedScorerPolicy,
     )
 }
 

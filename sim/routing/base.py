@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Sequence, Sized
+from typing import ClassVar, Protocol
 
 import numpy as np
 
@@ -51,16 +52,35 @@ class RandomInts:
         return value
 
 
+class ReplicaState(Protocol):
+    """What a router may read of a replica (never write)."""
+
+    waiting: int
+    running: Sized
+
+
+class PoolView:
+    """The router's read-only view of its pool: load counters and replica states."""
+
+    def __init__(
+        self, load: PoolLoad, replicas: Sequence[ReplicaState], kv_capacity_blocks: int
+    ) -> None:
+        self.load = load
+        self.replicas = replicas
+        self.kv_capacity_blocks = kv_capacity_blocks
+
+
 class RoutingPolicy:
     """A policy picks the replica of a pool for each request; the pool applies the choice."""
 
     name: ClassVar[str]
     Config: ClassVar[type[StrictModel]]
 
-    def __init__(self, config: StrictModel, load: PoolLoad, rng: np.random.Generator) -> None:
+    def __init__(self, config: StrictModel, pool: PoolView, rng: np.random.Generator) -> None:
         self.config = config
-        self.load = load
-        self.replicas = len(load.outstanding_tokens)
+        self.pool = pool
+        self.load = pool.load
+        self.replicas = len(pool.load.outstanding_tokens)
         self.rng = rng
 
     def choose(self, request: Request) -> int:

@@ -8,7 +8,7 @@ import numpy as np
 
 from sim.config_base import StrictModel
 from sim.request import Request
-from sim.routing.base import PoolLoad, RandomInts, RoutingPolicy
+from sim.routing.base import PoolView, RandomInts, RoutingPolicy
 
 
 class PowerOfTwoConfig(StrictModel):
@@ -19,8 +19,8 @@ class PowerOfTwoPolicy(RoutingPolicy):
     name = "power_of_two"
     Config = PowerOfTwoConfig
 
-    def __init__(self, config: StrictModel, load: PoolLoad, rng: np.random.Generator) -> None:
-        super().__init__(config, load, rng)
+    def __init__(self, config: StrictModel, pool: PoolView, rng: np.random.Generator) -> None:
+        super().__init__(config, pool, rng)
         self._first = RandomInts(rng, self.replicas)
         self._offset = RandomInts(rng, max(self.replicas - 1, 1))
 

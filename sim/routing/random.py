@@ -8,7 +8,7 @@ import numpy as np
 
 from sim.config_base import StrictModel
 from sim.request import Request
-from sim.routing.base import PoolLoad, RandomInts, RoutingPolicy
+from sim.routing.base import PoolView, RandomInts, RoutingPolicy
 
 
 class RandomConfig(StrictModel):
@@ -19,8 +19,8 @@ class RandomPolicy(RoutingPolicy):
     name = "random"
     Config = RandomConfig
 
-    def __init__(self, config: StrictModel, load: PoolLoad, rng: np.random.Generator) -> None:
-        super().__init__(config, load, rng)
+    def __init__(self, config: StrictModel, pool: PoolView, rng: np.random.Generator) -> None:
+        super().__init__(config, pool, rng)
         self._ints = RandomInts(rng, self.replicas)
 
     def choose(self, request: Request) -> int:

@@ -23,6 +23,7 @@ class OpenLoopSource:
         env: simpy.Environment,
         traffic: Traffic,
         tier_override: str | None,
+        users: int,
         seed: int,
         duration_s: float,
         next_id: Callable[[], int],
@@ -32,6 +33,9 @@ class OpenLoopSource:
         self.traffic = traffic
         self._next_id = next_id
         self._submit = submit
+        assert traffic.arrivals is not None
+        assert traffic.prompt_tokens is not None and traffic.output_tokens is not None
+        self._prompt_tokens, self._output_tokens = traffic.prompt_tokens, traffic.output_tokens
         name = traffic.name
         self._chunks: Iterator[np.ndarray] = arrival_chunks(
             traffic.arrivals, stream(seed, "traffic", name, "arrivals"), duration_s
@@ -39,6 +43,9 @@ class OpenLoopSource:
         self._prompt_rng = stream(seed, "traffic", name, "prompt_tokens")
         self._output_rng = stream(seed, "traffic", name, "output_tokens")
         self._tier_rng = stream(seed, "traffic", name, "tier")
+        self._user_rng = stream(seed, "traffic", name, "user")
+        self._users = users if traffic.affinity == "user" else 0
+        self._user_index: list[int] = []
         self._tiers = [tier_override] if tier_override else list(traffic.tier_mix)
         shares = np.array([traffic.tier_mix[t] for t in traffic.tier_mix]) if not tier_override else None
         self._tier_shares = None if shares is None or len(shares) == 1 else shares / shares.sum()
@@ -59,8 +66,10 @@ class OpenLoopSource:
             return False
         n = len(times)
         self._times = times.tolist()
-        self._prompts = self.traffic.prompt_tokens.sample(self._prompt_rng, n).tolist()
-        self._outputs = self.traffic.output_tokens.sample(self._output_rng, n).tolist()
+        self._prompts = self._prompt_tokens.sample(self._prompt_rng, n).tolist()
+        self._outputs = self._output_tokens.sample(self._output_rng, n).tolist()
+        if self._users:
+            self._user_index = self._user_rng.integers(0, self._users, n).tolist()
         if self._tier_shares is None:
             self._tier_index = [0] * n
         else:
@@ -94,5 +103,7 @@ class OpenLoopSource:
             self._prompts[i],
             self._outputs[i],
         )
+        if self._users:
+            request.affinity_key = f"{traffic.account}/u{self._user_index[i]}"
         self._schedule_next()
         self._submit(request)

@@ -1,0 +1,58 @@
+"""Pick the replica with the best weighted sum of normalised scores (as llm-d's scheduler does):
+prefix match (share of the prompt's blocks believed cached there), queue depth (fewer waiting
+is better, relative to the longest queue) and KV-cache use (emptier is better)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from sim.config_base import StrictModel
+from sim.request import Request
+from sim.routing.base import PoolView, RoutingPolicy
+from sim.routing.prefix_index import LoadSnapshot, PrefixIndex
+from sim.units import Seconds
+
+
+class ScorerWeights(StrictModel):
+    prefix: float = Field(1.0, ge=0, description="Weight of the prefix-match score")
+    queue: float = Field(1.0, ge=0, description="Weight of the queue-depth score")
+    kv: float = Field(1.0, ge=0, description="Weight of the KV-use score")
+
+
+class WeightedScorerConfig(StrictModel):
+    policy: Literal["weighted_scorer"]
+    staleness_s: Seconds = Field(1.0, ge=0, description="Age of the router's load view at most, s")
+    weights: ScorerWeights = Field(default_factory=ScorerWeights, description="Score weights")
+
+
+class WeightedScorerPolicy(RoutingPolicy):
+    name = "weighted_scorer"
+    Config = WeightedScorerConfig
+
+    def __init__(self, config: StrictModel, pool: PoolView, rng: np.random.Generator) -> None:
+        super().__init__(config, pool, rng)
+        assert isinstance(config, WeightedScorerConfig)
+        self.weights = config.weights
+        self.index = PrefixIndex(self.replicas, pool.kv_capacity_blocks)
+        self.snapshot = LoadSnapshot(pool, config.staleness_s)
+
+    def choose(self, request: Request) -> int:
+        snapshot = self.snapshot
+        snapshot.refresh(request.arrival_s)
+        ids = request.block_ids or ()
+        depth = self.index.matches(ids) if ids else [0] * self.replicas
+        longest_queue = max(max(snapshot.waiting), 1)
+        w = self.weights
+        scores = [
+            w.prefix * depth[r] / max(len(ids), 1)
+            + w.queue * (1 - snapshot.waiting[r] / longest_queue)
+            + w.kv * (1 - snapshot.kv_use[r])
+            for r in range(self.replicas)
+        ]
+        choice = scores.index(max(scores))
+        if ids:
+            self.index.routed(choice, ids)
+        return choice

@@ -1,0 +1,198 @@
+"""Closed-loop conversations: a session sends its next turn only after the previous answer plus
+a think time. Turn t's prompt is the application's system prompt + the whole history (earlier
+messages and answers) + a new message, so its block ids extend those of turn t-1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import simpy
+from pydantic import Field
+
+from sim.config_base import StrictModel
+from sim.request import Request
+from sim.rng import stream
+from sim.workload.arrivals import arrival_chunks
+from sim.workload.block_ids import SESSION, SYSTEM, block_id, system_owner
+from sim.workload.distributions import ConstantLength, LengthDist
+from sim.workload.durations import ExponentialTime, TimeDist
+
+if TYPE_CHECKING:
+    from sim.scenario import Traffic
+
+
+class SessionConfig(StrictModel):
+    """Multi-turn sessions. `arrivals` of the traffic source start sessions; `prompt_tokens` is
+    each turn's new message (a user message, or a tool output for an agent), `output_tokens`
+    each answer. An agent shape: short think times, long tool outputs, many turns."""
+
+    turns: LengthDist = Field(description="Turns per session (whole number >= 1)")
+    think_time_s: TimeDist = Field(
+        default_factory=lambda: ExponentialTime(dist="exponential", mean_s=30.0),
+        description="Pause between an answer and the next turn, s",
+    )
+    system_prompt_tokens: LengthDist = Field(
+        default_factory=lambda: ConstantLength(dist="constant", value=1000),
+        description="Length of each system-prompt variant, tokens (drawn once per variant)",
+    )
+    system_prompts: int = Field(
+        1, ge=1, description="System-prompt variants shared by the sessions of this source"
+    )
+    system_prompt_choice: Literal["zipf", "uniform"] = Field(
+        "zipf", description="How a session picks its variant: Zipf (popular first) or uniform"
+    )
+    zipf_exponent: float = Field(1.0, gt=0, description="Exponent s of the Zipf law (P ~ 1/rank^s)")
+    max_context_tokens: int = Field(
+        131072, ge=1, description="A session ends when its next prompt would exceed this, tokens"
+    )
+
+
+class _Buffer:
+    """Draws from one distribution in batches of 4096 (one numpy call per batch)."""
+
+    def __init__(self, draw: Callable[[int], np.ndarray]) -> None:
+        self._draw = draw
+        self._values: list = []
+
+    def next(self) -> float:
+        if not self._values:
+            self._values = self._draw(4096).tolist()
+            self._values.reverse()
+        return self._values.pop()
+
+
+class _Session:
+    __slots__ = ("block_ids", "context_tokens", "key", "turns_left", "uid", "user")
+
+    def __init__(self, uid: int, user: int, turns: int, system_ids: list[int], system_tokens: int):
+        self.uid = uid
+        self.user = user
+        self.turns_left = turns
+        self.block_ids = list(system_ids)
+        self.context_tokens = system_tokens
+        self.key = f"s{uid}"
+
+
+class SessionSource:
+    def __init__(
+        self,
+        env: simpy.Environment,
+        traffic: Traffic,
+        config: SessionConfig,
+        users: int,
+        tier_override: str | None,
+        block_size: int,
+        seed: int,
+        duration_s: float,
+        next_id: Callable[[], int],
+        submit: Callable[[Request], None],
+    ) -> None:
+        assert traffic.arrivals is not None and traffic.prompt_tokens is not None
+        assert traffic.output_tokens is not None
+        self.env = env
+        self.traffic = traffic
+        self.config = config
+        self.block_size = block_size
+        self._next_id = next_id
+        self._submit = submit
+        name = traffic.name
+        self._starts: Iterator[np.ndarray] = arrival_chunks(
+            traffic.arrivals, stream(seed, "traffic", name, "arrivals"), duration_s
+        )
+        rng = stream(seed, "traffic", name, "sessions")
+        variant_tokens = config.system_prompt_tokens.sample(rng, config.system_prompts).tolist()
+        self._system = [
+            (tokens, [block_id(SYSTEM, system_owner(name, v), k) for k in range(tokens // block_size)])
+            for v, tokens in enumerate(variant_tokens)
+        ]
+        ranks = np.arange(1, config.system_prompts + 1, dtype=float)
+        weights = ranks**-config.zipf_exponent if config.system_prompt_choice == "zipf" else ranks * 0 + 1
+        self._variant_p = weights / weights.sum()
+        self._variant = _Buffer(lambda n: rng.choice(config.system_prompts, n, p=self._variant_p))
+        self._user = _Buffer(lambda n: rng.integers(0, users, n))
+        self._turns = _Buffer(lambda n: config.turns.sample(rng, n))
+        msg_rng = stream(seed, "traffic", name, "prompt_tokens")
+        out_rng = stream(seed, "traffic", name, "output_tokens")
+        think_rng = stream(seed, "traffic", name, "think_time_s")
+        tier_rng = stream(seed, "traffic", name, "tier")
+        self._message = _Buffer(lambda n: traffic.prompt_tokens.sample(msg_rng, n))  # type: ignore[union-attr]
+        self._output = _Buffer(lambda n: traffic.output_tokens.sample(out_rng, n))  # type: ignore[union-attr]
+        self._think = _Buffer(lambda n: config.think_time_s.sample(think_rng, n))
+        tiers = list(traffic.tier_mix)
+        shares = np.array([traffic.tier_mix[t] for t in tiers])
+        self._tiers = [tier_override] if tier_override else tiers
+        self._tier = _Buffer(
+            (lambda n: np.zeros(n, dtype=int))
+            if tier_override or len(tiers) == 1
+            else (lambda n: tier_rng.choice(len(tiers), n, p=shares / shares.sum()))
+        )
+        self._affinity = traffic.affinity
+        self._remaining = traffic.max_requests if traffic.max_requests is not None else -1
+        self._times: list[float] = []
+        self._i = 0
+        self.sessions = 0
+        self.sent = 0
+
+    def start(self) -> None:
+        self._schedule_start()
+
+    def _schedule_start(self) -> None:
+        if self._i == len(self._times):
+            chunk = next(self._starts, None)
+            if chunk is None:
+                return
+            self._times, self._i = chunk.tolist(), 0
+        event = self.env.timeout(self._times[self._i] - self.env.now)
+        event.callbacks.append(self._start_session)
+
+    def _start_session(self, event: simpy.Event) -> None:
+        self._i += 1
+        self._schedule_start()
+        tokens, ids = self._system[int(self._variant.next())]
+        session = _Session(self.sessions, int(self._user.next()), int(self._turns.next()), ids, tokens)
+        self.sessions += 1
+        self._send_turn(session)
+
+    def _send_turn(self, session: _Session) -> None:
+        if self._remaining == 0:
+            return
+        message = int(self._message.next())
+        output = int(self._output.next())
+        prompt = session.context_tokens + message
+        if prompt > self.config.max_context_tokens:
+            return
+        self._remaining -= 1
+        self.sent += 1
+        session.turns_left -= 1
+        ids = session.block_ids
+        full = (prompt + output) // self.block_size
+        for k in range(len(ids), full):
+            ids.append(block_id(SESSION, session.uid, k))
+        traffic = self.traffic
+        request = Request(
+            self._next_id(),
+            traffic.name,
+            traffic.account,
+            traffic.model,
+            self._tiers[int(self._tier.next())],
+            self.env.now,
+            prompt,
+            output,
+            ids[:full],
+        )
+        if self._affinity == "session":
+            request.affinity_key = session.key
+        elif self._affinity == "user":
+            request.affinity_key = f"{traffic.account}/u{session.user}"
+        request.client = lambda done: self._answered(session, done)
+        self._submit(request)
+
+    def _answered(self, session: _Session, request: Request) -> None:
+        if request.status != 200 or session.turns_left <= 0:
+            return
+        session.context_tokens = request.prompt_tokens + request.output_tokens
+        event = self.env.timeout(self._think.next())
+        event.callbacks.append(lambda _: self._send_turn(session))
