@@ -40,6 +40,14 @@ def run(
         Path | None, typer.Option("--out", help="Results folder (default results/<scenario name>)")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Override the scenario's seed")] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Override a field: dotted.path=value (YAML value), e.g. "
+            "models.llama-8b.pools.standard.replicas=8; repeatable",
+        ),
+    ] = None,
     no_plots: Annotated[bool, typer.Option("--no-plots", help="Skip the PNG plots")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table")] = False,
 ) -> None:
@@ -49,7 +57,7 @@ def run(
     from sim.results.summary import summarize
     from sim.scenario_loader import load_scenario
 
-    scenario = load_scenario(scenario_path)
+    scenario = load_scenario(scenario_path, overrides or [])
     if seed is not None:
         scenario = scenario.model_copy(update={"seed": seed})
     target = out_dir or Path("results") / scenario.name

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+
+from sim.workload.chains import Runs
 
 TIERS = ("priority", "standard", "batch")  # admission order within a replica; Fast pools use "fast"
 TIER_RANK = {"priority": 0, "fast": 1, "standard": 1, "batch": 2}
@@ -27,7 +29,7 @@ class Request:
         "admitted_s",
         "arrival_s",
         "attempt",
-        "block_ids",
+        "block_runs",
         "cached_tokens",
         "epoch",
         "finished_s",
@@ -60,7 +62,7 @@ class Request:
         arrival_s: float,
         prompt_tokens: int,
         output_tokens: int,
-        block_ids: Sequence[int] | None = None,
+        block_runs: Runs | None = None,
         attempt: int = 0,
     ) -> None:
         self.request_id = request_id
@@ -71,7 +73,7 @@ class Request:
         self.arrival_s = arrival_s
         self.prompt_tokens = prompt_tokens
         self.output_tokens = output_tokens
-        self.block_ids = block_ids
+        self.block_runs = block_runs  # the prompt's block chain (None: nothing to share)
         self.attempt = attempt
         self.affinity_key: str | None = None  # x-session-affinity header or `user` field
         self.client: Callable[[Request], None] | None = None  # told when the attempt ends

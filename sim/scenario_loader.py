@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import types
 import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +22,19 @@ from sim.scenario import Scenario, cross_reference_errors
 Path_ = tuple[Any, ...]
 
 
-def load_scenario(path: Path) -> Scenario:
-    """The validated scenario in `path`, or InputError listing every problem found."""
+def load_scenario(path: Path, overrides: Sequence[str] = ()) -> Scenario:
+    """The validated scenario in `path`, or InputError listing every problem found.
+
+    `overrides` are `dotted.path=value` strings (the value is YAML) applied before validation.
+    """
     try:
         text = path.read_text()
     except OSError as error:
         raise InputError(f"{path}: cannot read the scenario: {error.strerror}") from None
-    return parse_scenario(text, str(path))
+    return parse_scenario(text, str(path), overrides)
 
 
-def parse_scenario(text: str, source: str) -> Scenario:
+def parse_scenario(text: str, source: str, overrides: Sequence[str] = ()) -> Scenario:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -40,6 +44,8 @@ def parse_scenario(text: str, source: str) -> Scenario:
         raise InputError(f"{where}: not valid YAML: {getattr(error, 'problem', error)}") from None
     if not isinstance(data, dict):
         raise InputError(f"{source}:1: a scenario is a mapping of fields (name, models, ...)")
+    for override in overrides:
+        _apply_override(data, override)
     lines: dict[Path_, int] = {}
     duplicates: list[str] = []
     _index_lines(root, (), lines, duplicates, source)
@@ -56,6 +62,30 @@ def parse_scenario(text: str, source: str) -> Scenario:
             "\n".join(f"{_where(source, lines, p)}: {_dotted(p)}: {m}" for p, m in problems)
         )
     return scenario
+
+
+def _apply_override(data: dict[str, Any], override: str) -> None:
+    path, sep, value = override.partition("=")
+    if not sep or not path:
+        raise InputError(f"--set {override!r}: expected dotted.path=value")
+    node: Any = data
+    parts = path.split(".")
+    for i, part in enumerate(parts):
+        key: Any = int(part) if isinstance(node, list) and part.isdigit() else part
+        last = i == len(parts) - 1
+        if isinstance(node, list) and isinstance(key, int) and key < len(node):
+            if last:
+                node[key] = yaml.safe_load(value)
+            else:
+                node = node[key]
+        elif isinstance(node, dict):
+            if last:
+                node[key] = yaml.safe_load(value)
+            else:
+                node = node.setdefault(key, {})
+        else:
+            where = ".".join(parts[:i]) or "(top level)"
+            raise InputError(f"--set {override!r}: {where} has no field {part!r}")
 
 
 def _index_lines(

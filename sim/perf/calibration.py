@@ -16,7 +16,7 @@ from pydantic import Field
 from sim.config_base import StrictModel
 from sim.errors import InputError
 from sim.perf.catalog import ComputeDtype, Gpu
-from sim.perf.shapes import Gemm
+from sim.perf.shapes import ElementwiseKind, Gemm
 
 CALIBRATION_FILE = "calibration.json"
 
@@ -28,14 +28,31 @@ class Calibration(StrictModel):
     gemm_compute_efficiency: float = Field(gt=0, le=1, description="Fraction of peak FLOP/s")
     gemm_memory_efficiency: float = Field(gt=0, le=1, description="Fraction of peak HBM bytes/s")
     gemm_kernel_s: float = Field(ge=0, description="Fixed time of one GEMM kernel, seconds")
-    elementwise_memory_efficiency: float = Field(
-        gt=0, le=1, description="Fraction of peak HBM bytes/s reached by norms, activations, ..."
+    elementwise_norm_efficiency: float = Field(
+        gt=0, le=1, description="Fraction of peak HBM bytes/s reached by RMSNorm (and sampling)"
+    )
+    elementwise_rope_efficiency: float = Field(
+        gt=0, le=1, description="Fraction of peak HBM bytes/s reached by rotary embedding"
+    )
+    elementwise_activation_efficiency: float = Field(
+        gt=0, le=1, description="Fraction of peak HBM bytes/s reached by the gated activation"
+    )
+    elementwise_copy_efficiency: float = Field(
+        gt=0, le=1, description="Fraction of peak HBM bytes/s reached by adds and cache writes"
+    )
+    elementwise_embedding_efficiency: float = Field(
+        gt=0, le=1, description="Fraction of peak HBM bytes/s reached by the embedding lookup"
     )
     elementwise_kernel_s: float = Field(ge=0, description="Fixed time of one elementwise kernel, s")
     attention_compute_efficiency: float = Field(
         gt=0, le=1, description="Fraction of peak FLOP/s reached by prefill attention"
     )
-    attention_kernel_s: float = Field(ge=0, description="Fixed time of one attention kernel, s")
+    attention_prefill_kernel_s: float = Field(
+        ge=0, description="Fixed time of one prefill attention kernel, s"
+    )
+    attention_decode_kernel_s: float = Field(
+        ge=0, description="Fixed time of one decode attention kernel, s"
+    )
     attention_seq_s: float = Field(ge=0, description="Decode attention time per sequence, s")
     attention_serial_s_per_token: float = Field(
         ge=0,
@@ -56,9 +73,9 @@ class Calibration(StrictModel):
         memory_s = gemm.bytes(tokens) / (gpu.hbm_bytes_per_s * self.gemm_memory_efficiency)
         return self.gemm_kernel_s + max(compute_s, memory_s)
 
-    def elementwise_time_s(self, gpu: Gpu, bytes_moved: float) -> float:
-        rate = gpu.hbm_bytes_per_s * self.elementwise_memory_efficiency
-        return self.elementwise_kernel_s + bytes_moved / rate
+    def elementwise_time_s(self, gpu: Gpu, kind: ElementwiseKind, bytes_moved: float) -> float:
+        efficiency = getattr(self, f"elementwise_{kind}_efficiency")
+        return self.elementwise_kernel_s + bytes_moved / (gpu.hbm_bytes_per_s * efficiency)
 
     def prefill_attention_time_s(
         self, gpu: Gpu, flops: float, kv_bytes: float, longest_context_tokens: float
@@ -67,20 +84,33 @@ class Calibration(StrictModel):
         compute_s = flops / (gpu.dense_bf16_flops_per_s * self.attention_compute_efficiency)
         memory_s = kv_bytes / (gpu.hbm_bytes_per_s * self.gemm_memory_efficiency)
         serial_s = longest_context_tokens * self.attention_serial_s_per_token
-        return self.attention_kernel_s + max(compute_s, memory_s, serial_s)
+        return self.attention_prefill_kernel_s + max(compute_s, memory_s, serial_s)
 
     def decode_attention_s_per_token(
         self, gpu: Gpu, flops_per_token: float, kv_bytes_per_token: float
     ) -> float:
         """Decode attention time per context token (linear in the summed context)."""
-        compute_s = flops_per_token / (gpu.dense_bf16_flops_per_s * self.attention_compute_efficiency)
-        return max(compute_s, kv_bytes_per_token / (gpu.hbm_bytes_per_s * self.gemm_memory_efficiency))
+        compute_s = flops_per_token / (
+            gpu.dense_bf16_flops_per_s * self.attention_compute_efficiency
+        )
+        return max(
+            compute_s, kv_bytes_per_token / (gpu.hbm_bytes_per_s * self.gemm_memory_efficiency)
+        )
 
     def decode_attention_time_s(
-        self, gpu: Gpu, seqs: int, context_tokens: float, flops_per_token: float, kv_bytes_per_token: float
+        self,
+        gpu: Gpu,
+        seqs: int,
+        context_tokens: float,
+        flops_per_token: float,
+        kv_bytes_per_token: float,
     ) -> float:
         per_token_s = self.decode_attention_s_per_token(gpu, flops_per_token, kv_bytes_per_token)
-        return self.attention_kernel_s + self.attention_seq_s * seqs + per_token_s * context_tokens
+        return (
+            self.attention_decode_kernel_s
+            + self.attention_seq_s * seqs
+            + per_token_s * context_tokens
+        )
 
     def allreduce_time_s(self, gpu: Gpu, bytes_moved: float, workers: int) -> float:
         """Ring all-reduce: each GPU sends and receives 2 (n - 1) / n of the buffer."""
@@ -90,7 +120,7 @@ class Calibration(StrictModel):
         return self.allreduce_latency_s + 2 * (workers - 1) / workers * bytes_moved / rate
 
     def allgather_time_s(self, gpu: Gpu, bytes_moved: float, workers: int) -> float:
-        """Ring all-gather of a buffer of `bytes_moved` in all: half the traffic of an all-reduce."""
+        """Ring all-gather of `bytes_moved` in all: half the traffic of an all-reduce."""
         if workers <= 1:
             return 0.0
         rate = gpu.interconnect_bytes_per_s * self.allreduce_bandwidth_efficiency

@@ -121,4 +121,3 @@ def get_architecture(name: str) -> Architecture:
         raise InputError(
             f"unknown architecture {name!r}; valid: {', '.join(architecture_names())}"
         ) from None
-

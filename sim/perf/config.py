@@ -10,7 +10,7 @@ from sim.config_base import StrictModel
 
 
 class RooflinePerf(StrictModel):
-    """Iteration time from a roofline of the batch on the pool's GPUs (see docs/performance-model.md)."""
+    """Iteration time from a roofline of the batch (docs/performance-model.md)."""
 
     model: Literal["roofline"] = "roofline"
     compute_efficiency: float | None = Field(
@@ -36,7 +36,7 @@ class RooflinePerf(StrictModel):
     activation_reserve_gb: float = Field(
         0.0,
         ge=0,
-        description="GPU memory per GPU held back from the KV cache for activations, GB (1e9 bytes)",
+        description="Memory per GPU held back from the KV cache for activations, GB (1e9 bytes)",
     )
     draft_tokens: int = Field(
         0,

@@ -40,7 +40,7 @@ class RooflineModel:
         self.arch = arch
         self.gpu = gpu
         self.tp = gpus_per_replica
-        self.cfg = cfg or RooflinePerf()
+        self.cfg = cfg or RooflinePerf.model_validate({})
         self.shape = replica_shape(arch, gpus_per_replica, self.cfg.kv_dtype)
         overrides = {
             "gemm_compute_efficiency": self.cfg.compute_efficiency,
@@ -55,7 +55,7 @@ class RooflineModel:
         attention = self.shape.attention
         self._layers = self.shape.layers
         self._overhead_s = cal.iteration_overhead_s
-        self._attention_fixed_s = self._layers * cal.attention_kernel_s
+        self._attention_fixed_s = self._layers * cal.attention_decode_kernel_s
         self._attention_seq_s = self._layers * cal.attention_seq_s
         self._decode_s_per_token = self._layers * cal.decode_attention_s_per_token(
             gpu, attention.decode_flops_per_token, attention.kv_bytes_per_token
@@ -83,11 +83,12 @@ class RooflineModel:
                 layer_s = 2 * allreduce_s
                 layer_s += sum(cal.gemm_time_s(gpu, dtype, g, tokens) for g in group.gemms)
                 layer_s += sum(
-                    cal.elementwise_time_s(gpu, tokens * e.bytes_per_token) for e in group.elementwise
+                    cal.elementwise_time_s(gpu, e.kind, tokens * e.bytes_per_token)
+                    for e in group.elementwise
                 )
                 time_s += group.count * layer_s
             time_s += sum(
-                cal.elementwise_time_s(gpu, tokens * e.bytes_per_token)
+                cal.elementwise_time_s(gpu, e.kind, tokens * e.bytes_per_token)
                 for e in self.shape.per_iteration
             )
         self._token_s[tokens] = time_s
@@ -103,7 +104,9 @@ class RooflineModel:
             cal, gpu, vocab = self.calibration, self.gpu, self.shape.vocab_size
             time_s = cal.gemm_time_s(gpu, "bf16", self.shape.lm_head, sampled)
             time_s += cal.allgather_time_s(gpu, sampled * vocab * ACTIVATION_BYTES, self.tp)
-            time_s += cal.elementwise_time_s(gpu, sampled * vocab * SAMPLING_BYTES_PER_LOGIT)
+            time_s += cal.elementwise_time_s(
+                gpu, "norm", sampled * vocab * SAMPLING_BYTES_PER_LOGIT
+            )
         self._sample_s[sampled] = time_s
         return time_s
 
@@ -118,7 +121,9 @@ class RooflineModel:
             return a, self._decode_s_per_token
         attention = self.shape.attention
         b = self._layers * self.calibration.decode_attention_s_per_token(
-            self.gpu, tokens_per_seq * attention.decode_flops_per_token, attention.kv_bytes_per_token
+            self.gpu,
+            tokens_per_seq * attention.decode_flops_per_token,
+            attention.kv_bytes_per_token,
         )
         return a, b
 
@@ -185,7 +190,11 @@ class RooflineModel:
     ) -> int:
         """KV-cache tokens a replica holds: each GPU's usable memory less its weight shard and
         activation reserve, divided by its share of one token's cache."""
-        reserve_gb = self.cfg.activation_reserve_gb if activation_reserve_gb is None else activation_reserve_gb
+        reserve_gb = (
+            self.cfg.activation_reserve_gb
+            if activation_reserve_gb is None
+            else activation_reserve_gb
+        )
         usable = self.gpu.hbm_bytes * memory_utilization
         free = usable - self.shape.weight_bytes - reserve_gb * 1e9
         if free < self.shape.kv_bytes_per_token:

@@ -8,6 +8,7 @@ output, row-parallel weights their input, KV heads are split until each GPU hold
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from sim.errors import InputError
 from sim.perf.catalog import Architecture
@@ -60,11 +61,15 @@ class Gemm:
         return weight + ACTIVATION_BYTES * tokens * self.active_experts * io
 
 
+ElementwiseKind = Literal["norm", "rope", "activation", "copy", "embedding"]
+
+
 @dataclass(frozen=True)
 class Elementwise:
-    """One memory-bound kernel (norm, rotary embedding, activation, ...)."""
+    """One memory-bound kernel; its kind decides which fitted bandwidth efficiency applies."""
 
     name: str
+    kind: ElementwiseKind
     bytes_per_token: float
 
 
@@ -116,20 +121,22 @@ def replica_shape(arch: Architecture, tp: int, kv_dtype: str = "bf16") -> Replic
     attention_gemms, attention = _attention(arch, tp, KV_DTYPE_BYTES[kv_dtype])
     rope = _rope_bytes_per_token(arch, tp)
 
-    def elementwise(mlp_width: float, extra: tuple[Elementwise, ...] = ()) -> tuple:
+    def elementwise(
+        mlp_width: float, extra: tuple[Elementwise, ...] = ()
+    ) -> tuple[Elementwise, ...]:
         return (
-            Elementwise("input_layernorm", 2 * ACTIVATION_BYTES * h),
-            Elementwise("attn_rope", rope),
-            Elementwise("kv_cache_write", 2 * attention.kv_bytes_per_token),
-            Elementwise("post_attention_layernorm", 2 * ACTIVATION_BYTES * h),
-            Elementwise("mlp_act", 3 * ACTIVATION_BYTES * mlp_width),
-            Elementwise("add", 3 * ACTIVATION_BYTES * h),
+            Elementwise("input_layernorm", "norm", 2 * ACTIVATION_BYTES * h),
+            Elementwise("attn_rope", "rope", rope),
+            Elementwise("kv_cache_write", "copy", 2 * attention.kv_bytes_per_token),
+            Elementwise("post_attention_layernorm", "norm", 2 * ACTIVATION_BYTES * h),
+            Elementwise("mlp_act", "activation", 3 * ACTIVATION_BYTES * mlp_width),
+            Elementwise("add", "copy", 3 * ACTIVATION_BYTES * h),
             *extra,
         )
 
     inter = arch.intermediate_size / tp
     dense = LayerGroup(
-        count=arch.layers - (arch.moe.dense_layers if arch.moe else 0),
+        count=arch.moe.dense_layers if arch.moe else arch.layers,
         gemms=(
             *attention_gemms,
             Gemm("mlp_gate_up", h, 2 * inter, w),
@@ -137,7 +144,7 @@ def replica_shape(arch: Architecture, tp: int, kv_dtype: str = "bf16") -> Replic
         ),
         elementwise=elementwise(inter),
     )
-    groups: tuple[LayerGroup, ...] = (dense,)
+    groups = [dense]
     if arch.moe:
         moe = arch.moe
         expert = moe.expert_intermediate_size / tp
@@ -153,34 +160,48 @@ def replica_shape(arch: Architecture, tp: int, kv_dtype: str = "bf16") -> Replic
                 moe.experts,
                 moe.active_experts,
             ),
-            Gemm("experts_down", expert, h, moe.expert_bytes_per_param, moe.experts, moe.active_experts),
+            Gemm(
+                "experts_down",
+                expert,
+                h,
+                moe.expert_bytes_per_param,
+                moe.experts,
+                moe.active_experts,
+            ),
         ]
         if shared:
-            moe_gemms += [Gemm("shared_gate_up", h, 2 * shared, w), Gemm("shared_down", shared, h, w)]
+            moe_gemms += [
+                Gemm("shared_gate_up", h, 2 * shared, w),
+                Gemm("shared_down", shared, h, w),
+            ]
         # The combine reads each token's expert outputs and writes their weighted sum.
-        combine = Elementwise("moe_combine", ACTIVATION_BYTES * (moe.active_experts + 1) * h)
-        active_width = (moe.active_experts * moe.expert_intermediate_size) / tp + shared
-        moe_group = LayerGroup(
-            count=arch.layers - moe.dense_layers,
-            gemms=tuple(moe_gemms),
-            elementwise=elementwise(active_width, (combine,)),
+        combine = Elementwise(
+            "moe_combine", "copy", ACTIVATION_BYTES * (moe.active_experts + 1) * h
         )
-        dense = LayerGroup(moe.dense_layers, dense.gemms, dense.elementwise)
-        groups = tuple(group for group in (dense, moe_group) if group.count)
+        active_width = (moe.active_experts * moe.expert_intermediate_size) / tp + shared
+        groups.append(
+            LayerGroup(
+                count=arch.layers - moe.dense_layers,
+                gemms=tuple(moe_gemms),
+                elementwise=elementwise(active_width, (combine,)),
+            )
+        )
 
     vocab_shard = arch.vocab_size / tp
     embedding_bytes = vocab_shard * h * EMBEDDING_BYTES_PER_PARAM
     lm_head = Gemm("lm_head", h, vocab_shard, EMBEDDING_BYTES_PER_PARAM)
     weight_bytes = sum(group.count * sum(g.weight_bytes for g in group.gemms) for group in groups)
-    weight_bytes += embedding_bytes if arch.tied_embeddings else embedding_bytes + lm_head.weight_bytes
+    weight_bytes += (
+        embedding_bytes if arch.tied_embeddings else embedding_bytes + lm_head.weight_bytes
+    )
     return ReplicaShape(
         tp=tp,
-        groups=groups,
+        groups=tuple(group for group in groups if group.count),
         attention=attention,
         lm_head=lm_head,
         per_iteration=(
-            Elementwise("embedding", 2 * ACTIVATION_BYTES * h),
-            Elementwise("final_layernorm", 2 * ACTIVATION_BYTES * h),
+            Elementwise("embedding", "embedding", 2 * ACTIVATION_BYTES * h),
+            Elementwise("final_layernorm", "norm", 2 * ACTIVATION_BYTES * h),
         ),
         vocab_size=arch.vocab_size,
         allreduce_bytes_per_token=ACTIVATION_BYTES * h,
@@ -194,14 +215,16 @@ def _kv_heads_per_gpu(arch: Architecture, tp: int) -> float:
     return arch.kv_heads / min(tp, arch.kv_heads)
 
 
-def _attention(arch: Architecture, tp: int, kv_element_bytes: float) -> tuple[tuple, AttentionShape]:
+def _attention(
+    arch: Architecture, tp: int, kv_element_bytes: float
+) -> tuple[tuple[Gemm, ...], AttentionShape]:
     h = float(arch.hidden_size)
     w = arch.weight_bytes_per_param
     heads = arch.heads / tp
     if arch.mla is None:
         d = arch.head_dim
         kv_heads = _kv_heads_per_gpu(arch, tp)
-        gemms = (
+        gemms: tuple[Gemm, ...] = (
             Gemm("attn_qkv", h, (heads + 2 * kv_heads) * d, w),
             Gemm("attn_out", heads * d, h, w),
         )

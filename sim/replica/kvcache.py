@@ -1,130 +1,235 @@
 """KV-cache blocks of one replica, with a prefix cache in the memory running requests leave free.
 
 A block is either private to one running request (prompt blocks still being computed, decode
-blocks, a partial last block) or shared: named by a block id (the id names the whole prefix up
-to the block's end), reference-counted, and kept after its last user finishes, unreferenced, in
-least-recently-used order until its space is needed. A request matches the longest run of
-leading block ids present; matched blocks are not prefilled again.
+blocks, a partial last block) or shared: named by a block id, reference-counted, and kept after
+its last user finishes, unreferenced, in least-recently-used order until its space is needed.
+A request matches the longest run of leading block ids present; matched blocks are not
+prefilled again.
 
-The batching loop asks `available()` before it allocates, so counts never go negative.
+Prompts are block chains stored as runs (`sim.workload.chains`): a run is consecutive block
+indices of one owner (a system prompt, a session, a trace block), and a request that uses index
+k of an owner uses every index of that owner below k. Hence per owner the cached blocks form
+one range [start, cached_end), the referenced ones a leading part [start, max_ref), and each
+unreferenced part becomes a *record* in LRU order, evicted from its deep end. Every operation
+costs O(runs), not O(blocks): a 100k-token chat history is two runs, not 6,000 blocks.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
 
 from sim.request import Request
+from sim.workload.chains import Runs
+
+
+class _Owner:
+    __slots__ = ("cached_end", "key", "max_ref", "ref_ends", "records", "start")
+
+    def __init__(self, key: int, start: int) -> None:
+        self.key = key
+        self.start = start
+        self.cached_end = start
+        self.max_ref = start  # referenced blocks are [start, max_ref)
+        self.ref_ends: dict[int, int] = {}  # reference end -> running requests holding it
+        self.records: list[list] = []  # this owner's LRU records, oldest (deepest) first
+
+    def add_ref(self, end: int) -> None:
+        self.ref_ends[end] = self.ref_ends.get(end, 0) + 1
+        if end > self.max_ref:
+            self.max_ref = end
+
+    def drop_ref(self, end: int) -> None:
+        count = self.ref_ends[end] - 1
+        if count:
+            self.ref_ends[end] = count
+        else:
+            del self.ref_ends[end]
+            if end == self.max_ref:
+                self.max_ref = max(self.ref_ends, default=self.start)
 
 
 class KVCache:
     __slots__ = (
-        "_refs",
-        "_unreferenced",
+        "_lru",
+        "_next_record",
+        "_owners",
+        "cached_total",
         "capacity_blocks",
         "evictions",
         "prefix_caching",
         "private_blocks",
+        "unreferenced",
     )
 
     def __init__(self, capacity_blocks: int, prefix_caching: bool = True) -> None:
         self.capacity_blocks = capacity_blocks
         self.prefix_caching = prefix_caching
         self.private_blocks = 0
-        self._refs: dict[int, int] = {}  # block id -> running requests using it
-        self._unreferenced: OrderedDict[int, None] = OrderedDict()  # ref 0, oldest first
+        self.cached_total = 0  # shared blocks, referenced or not
+        self.unreferenced = 0  # shared blocks no running request uses
+        self._owners: dict[int, _Owner] = {}
+        self._lru: OrderedDict[int, list] = OrderedDict()  # id -> [owner, lo, hi, id]
+        self._next_record = 0
         self.evictions = 0
 
     # ------------------------------------------------------------------------------- levels
     @property
     def used_blocks(self) -> int:
         """Blocks held by running requests."""
-        return self.private_blocks + len(self._refs) - len(self._unreferenced)
+        return self.private_blocks + self.cached_total - self.unreferenced
 
     @property
     def cached_blocks(self) -> int:
         """Unreferenced blocks kept for reuse (freed as soon as space is needed)."""
-        return len(self._unreferenced)
+        return self.unreferenced
 
     def available(self) -> int:
         """Blocks a request could be given now (free ones plus evictable cached ones)."""
-        return self.capacity_blocks - self.private_blocks - len(self._refs) + len(self._unreferenced)
+        return self.capacity_blocks - self.private_blocks - self.cached_total + self.unreferenced
 
     # ------------------------------------------------------------------------------- private
     def allocate(self, blocks: int) -> None:
         """Give running requests `blocks` private blocks, evicting cached ones if needed."""
         self.private_blocks += blocks
-        over = self.private_blocks + len(self._refs) - self.capacity_blocks
+        over = self.private_blocks + self.cached_total - self.capacity_blocks
         if over > 0:
             self._evict(over)
 
     def _evict(self, blocks: int) -> None:
-        unreferenced, refs = self._unreferenced, self._refs
-        for _ in range(blocks):
-            block_id, _ = unreferenced.popitem(last=False)
-            del refs[block_id]
         self.evictions += blocks
+        self.unreferenced -= blocks
+        self.cached_total -= blocks
+        lru = self._lru
+        while blocks:
+            record_id, record = next(iter(lru.items()))
+            owner, lo, hi, _ = record
+            taken = min(blocks, hi - lo)
+            blocks -= taken
+            hi -= taken
+            owner.cached_end = hi  # the oldest record of an owner is its deepest part
+            if hi > lo:
+                record[2] = hi
+            else:
+                del lru[record_id]
+                owner.records.pop(0)
+                if owner.cached_end == owner.start and not owner.ref_ends:
+                    del self._owners[owner.key]
 
     # ------------------------------------------------------------------------------- prefix
-    def match(self, block_ids: Sequence[int], limit: int) -> tuple[int, int]:
-        """(leading blocks present, how many of those are unreferenced) over at most `limit`."""
+    def match(self, runs: Runs, limit: int) -> tuple[int, int]:
+        """(leading blocks present, how many of those are unreferenced), at most `limit`."""
         if not self.prefix_caching:
             return 0, 0
-        refs = self._refs
+        owners = self._owners
         hit = idle = 0
-        for block_id in block_ids[:limit]:
-            count = refs.get(block_id)
-            if count is None:
+        for owner_id, lo, hi in runs:
+            owner = owners.get(owner_id)
+            if owner is None or owner.start != lo:
                 break
-            hit += 1
-            idle += count == 0
+            end = min(hi, owner.cached_end, lo + limit - hit)
+            if end <= lo:
+                break
+            hit += end - lo
+            busy_end = owner.max_ref
+            idle += end - (busy_end if busy_end > lo else lo) if end > busy_end else 0
+            if end < hi:
+                break
         return hit, idle
 
     def acquire(self, request: Request, hit: int) -> None:
-        """Reference the first `hit` blocks of the request's ids (found by `match`)."""
-        refs, unreferenced = self._refs, self._unreferenced
-        assert request.block_ids is not None or hit == 0
-        for block_id in (request.block_ids or ())[:hit]:
-            count = refs[block_id]
-            if count == 0:
-                del unreferenced[block_id]
-            refs[block_id] = count + 1
+        """Reference the first `hit` blocks of the request's chain (found by `match`)."""
+        left = hit
+        for owner_id, lo, hi in request.block_runs or ():
+            if left <= 0:
+                break
+            end = min(hi, lo + left)
+            left -= end - lo
+            owner = self._owners[owner_id]
+            if end > owner.max_ref:
+                self._trim_records(owner, end)
+            owner.add_ref(end)
         request.shared_blocks = hit
+
+    def _trim_records(self, owner: _Owner, end: int) -> None:
+        """Blocks below `end` are referenced again: they leave the LRU records."""
+        records = owner.records
+        while records and records[-1][1] < end:
+            record = records[-1]
+            moved = min(end, record[2]) - record[1]
+            self.unreferenced -= moved
+            if record[2] <= end:
+                records.pop()
+                del self._lru[record[3]]
+            else:
+                record[1] = end
 
     def publish(self, request: Request, computed_blocks: int) -> None:
         """Share the request's private blocks whose content is now computed, in order.
 
-        A block another request has already published stays private (a duplicate), and so do
-        the blocks after it, so that a request's shared blocks are always a leading run.
+        A block another request already shares stays private (a duplicate), and so do the
+        blocks after it, so that a request's shared blocks are always a leading run.
         """
-        ids = request.block_ids
-        if ids is None or not self.prefix_caching:
+        runs = request.block_runs
+        if runs is None or not self.prefix_caching:
             return
-        refs = self._refs
         shared = request.shared_blocks
-        upto = min(computed_blocks, len(ids))
-        while shared < upto and ids[shared] not in refs:
-            refs[ids[shared]] = 1
-            shared += 1
-        self.private_blocks -= shared - request.shared_blocks
+        position = 0  # blocks of the chain before the current run
+        owners = self._owners
+        for owner_id, lo, hi in runs:
+            length = hi - lo
+            if shared >= computed_blocks:
+                break
+            if shared >= position + length:
+                position += length
+                continue
+            held_end = lo + (shared - position)  # this request references [lo, held_end)
+            target = lo + min(length, computed_blocks - position)
+            owner = owners.get(owner_id)
+            if owner is None:
+                owner = owners[owner_id] = _Owner(owner_id, lo)
+            if owner.start != lo or owner.cached_end != held_end:
+                break  # someone else shares these blocks already: ours stay private
+            if held_end > lo:
+                owner.drop_ref(held_end)
+            owner.add_ref(target)
+            owner.cached_end = target
+            self.cached_total += target - held_end
+            self.private_blocks -= target - held_end
+            shared += target - held_end
+            if target < hi:
+                break
+            position += length
         request.shared_blocks = shared
 
     def release(self, request: Request, held_blocks: int) -> None:
         """Return all `held_blocks` of a request leaving the batch (finished or preempted).
 
-        Shared blocks stay cached, the deepest block of the prefix least recent, so eviction
-        trims prefixes from their ends.
+        Shared blocks stay cached; the deepest become least recent, so eviction trims prefixes
+        from their ends.
         """
         shared = request.shared_blocks
         self.private_blocks -= held_blocks - shared
-        if shared:
-            refs, unreferenced = self._refs, self._unreferenced
-            ids = request.block_ids
-            assert ids is not None
-            for i in range(shared - 1, -1, -1):
-                block_id = ids[i]
-                count = refs[block_id] - 1
-                refs[block_id] = count
-                if count == 0:
-                    unreferenced[block_id] = None
-            request.shared_blocks = 0
+        if not shared:
+            return
+        runs = request.block_runs
+        assert runs is not None
+        ends: list[tuple[int, int]] = []
+        left = shared
+        for owner_id, lo, hi in runs:
+            if left <= 0:
+                break
+            end = min(hi, lo + left)
+            left -= end - lo
+            ends.append((owner_id, end))
+        for owner_id, end in reversed(ends):  # deepest owner first: its record is older
+            owner = self._owners[owner_id]
+            before = owner.max_ref
+            owner.drop_ref(end)
+            after = owner.max_ref
+            if after < before:
+                record = [owner, after, before, self._next_record]
+                self._lru[self._next_record] = record
+                self._next_record += 1
+                owner.records.append(record)
+                self.unreferenced += before - after
+        request.shared_blocks = 0

@@ -115,9 +115,9 @@ class Replica:
         """
         target = request.prompt_tokens + request.generated
         blocks = -(-(target + 1) // self.block_size)
-        if request.block_ids is None:
+        if request.block_runs is None:
             return blocks, blocks, 0
-        hit, idle = self.kv.match(request.block_ids, (target - 1) // self.block_size)
+        hit, idle = self.kv.match(request.block_runs, (target - 1) // self.block_size)
         return blocks - hit + idle, blocks, hit
 
     def _cut_stretch(self) -> None:
@@ -256,7 +256,7 @@ class Replica:
             self._advance_decodes(1, now)
             for request, chunk in self.chunks:
                 request.prefill_done += chunk
-                if request.block_ids is not None:
+                if request.block_runs is not None:
                     self.kv.publish(request, request.prefill_done // self.block_size)
                 if request.prefill_done == request.prefill_target:
                     self._prefill_complete(request, now)
@@ -299,7 +299,7 @@ class Replica:
     def _release(self, request: Request, held_blocks: int) -> None:
         """A finished request's blocks: its computed full blocks stay cached (for a session,
         the answer's too), the rest are freed."""
-        if request.block_ids is not None:
+        if request.block_runs is not None:
             context = request.prompt_tokens + request.generated
             self.kv.publish(request, context // self.block_size)
         self.kv.release(request, held_blocks)

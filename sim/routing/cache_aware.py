@@ -43,12 +43,12 @@ class CacheAwarePolicy(RoutingPolicy):
         snapshot.refresh(request.arrival_s)
         tokens = snapshot.tokens
         least = tokens.index(min(tokens))
-        ids = request.block_ids
-        if not ids:
+        runs = request.block_runs
+        if not runs:
             return least
-        depth = self.index.matches(ids)
+        depth = self.index.matches(runs)
         best = max(range(self.replicas), key=lambda r: (depth[r], -tokens[r]))
         mean = sum(tokens) / self.replicas
         choice = best if depth[best] and tokens[best] <= self.ratio * mean else least
-        self.index.routed(choice, ids)
+        self.index.routed(choice, runs)
         return choice

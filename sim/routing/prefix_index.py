@@ -1,66 +1,62 @@
 """The router's own approximate picture of its replicas: which prefix blocks each holds, and
 their load, as a router that cannot look inside replicas would keep them.
 
-Prefixes: every request routed to a replica is assumed cached there afterwards; each replica's
-entries are kept in LRU order up to the replica's KV capacity, so the index forgets roughly when
-the replica would. Load: a snapshot of outstanding tokens, queue depth and KV use, refreshed at
-most every `staleness_s` (a router polls metrics; between polls it routes on stale numbers).
+Prefixes: every request routed to a replica is assumed cached there afterwards. Per owner of a
+block chain (`sim.workload.chains`) the index keeps how far each replica is believed to hold
+it; each replica's owners are kept in LRU order up to the replica's KV capacity in blocks, so
+the index forgets roughly when the replica would. Load: a snapshot of outstanding tokens,
+queue depth and KV use, refreshed at most every `staleness_s` (a router polls metrics; between
+polls it routes on stale numbers).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
 
 from sim.routing.base import PoolView
+from sim.workload.chains import Runs
 
 
 class PrefixIndex:
     def __init__(self, replicas: int, capacity_blocks: int) -> None:
-        self._holders: dict[int, int] = {}  # block id -> bitmask of replicas holding it
-        self._lru = [OrderedDict[int, None]() for _ in range(replicas)]
-        self._capacity = max(capacity_blocks, 1)
         self.replicas = replicas
+        self._held: dict[int, dict[int, int]] = {}  # owner -> {replica: believed end index}
+        self._lru = [OrderedDict[int, int]() for _ in range(replicas)]  # owner -> blocks
+        self._blocks = [0] * replicas
+        self._capacity = max(capacity_blocks, 1)
 
-    def matches(self, block_ids: Sequence[int]) -> list[int]:
-        """Leading blocks of `block_ids` each replica is believed to hold."""
+    def matches(self, runs: Runs) -> list[int]:
+        """Leading blocks of the chain each replica is believed to hold."""
         depth = [0] * self.replicas
-        alive = (1 << self.replicas) - 1
-        holders = self._holders
-        for i, block_id in enumerate(block_ids):
-            mask = holders.get(block_id, 0)
-            dropped = alive & ~mask
-            while dropped:
-                low = dropped & -dropped
-                depth[low.bit_length() - 1] = i
-                dropped ^= low
-            alive &= mask
+        alive = set(range(self.replicas))
+        for owner, first, end in runs:
+            held = self._held.get(owner, {})
+            for replica in list(alive):
+                reach = min(held.get(replica, first), end)
+                depth[replica] += max(reach - first, 0)
+                if reach < end:
+                    alive.discard(replica)
             if not alive:
-                return depth
-        length = len(block_ids)
-        while alive:
-            low = alive & -alive
-            depth[low.bit_length() - 1] = length
-            alive ^= low
+                break
         return depth
 
-    def routed(self, replica: int, block_ids: Sequence[int]) -> None:
+    def routed(self, replica: int, runs: Runs) -> None:
         lru = self._lru[replica]
-        holders = self._holders
-        bit = 1 << replica
-        for block_id in block_ids:
-            if block_id in lru:
-                lru.move_to_end(block_id)
-            else:
-                lru[block_id] = None
-                holders[block_id] = holders.get(block_id, 0) | bit
-        while len(lru) > self._capacity:
-            old, _ = lru.popitem(last=False)
-            mask = holders[old] & ~bit
-            if mask:
-                holders[old] = mask
-            else:
-                del holders[old]
+        for owner, first, end in runs:
+            held = self._held.setdefault(owner, {})
+            before = held.get(replica, first)
+            if end > before:
+                held[replica] = end
+                self._blocks[replica] += end - before
+                lru[owner] = lru.get(owner, 0) + end - before
+            lru.move_to_end(owner)
+        while self._blocks[replica] > self._capacity and len(lru) > 1:
+            owner, blocks = lru.popitem(last=False)
+            self._blocks[replica] -= blocks
+            held = self._held[owner]
+            del held[replica]
+            if not held:
+                del self._held[owner]
 
 
 class LoadSnapshot:

@@ -14,6 +14,7 @@ from sim.request import Request
 from sim.routing.base import PoolView, RoutingPolicy
 from sim.routing.prefix_index import LoadSnapshot, PrefixIndex
 from sim.units import Seconds
+from sim.workload.chains import runs_blocks
 
 
 class ScorerWeights(StrictModel):
@@ -42,17 +43,18 @@ class WeightedScorerPolicy(RoutingPolicy):
     def choose(self, request: Request) -> int:
         snapshot = self.snapshot
         snapshot.refresh(request.arrival_s)
-        ids = request.block_ids or ()
-        depth = self.index.matches(ids) if ids else [0] * self.replicas
+        runs = request.block_runs or ()
+        blocks = runs_blocks(runs)
+        depth = self.index.matches(runs) if runs else [0] * self.replicas
         longest_queue = max(max(snapshot.waiting), 1)
         w = self.weights
         scores = [
-            w.prefix * depth[r] / max(len(ids), 1)
+            w.prefix * depth[r] / max(blocks, 1)
             + w.queue * (1 - snapshot.waiting[r] / longest_queue)
             + w.kv * (1 - snapshot.kv_use[r])
             for r in range(self.replicas)
         ]
         choice = scores.index(max(scores))
-        if ids:
-            self.index.routed(choice, ids)
+        if runs:
+            self.index.routed(choice, runs)
         return choice

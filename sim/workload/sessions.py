@@ -16,7 +16,7 @@ from sim.config_base import StrictModel
 from sim.request import Request
 from sim.rng import stream
 from sim.workload.arrivals import arrival_chunks
-from sim.workload.block_ids import SESSION, SYSTEM, block_id, system_owner
+from sim.workload.chains import Runs, session_owner, system_owner
 from sim.workload.distributions import ConstantLength, LengthDist
 from sim.workload.durations import ExponentialTime, TimeDist
 
@@ -65,13 +65,13 @@ class _Buffer:
 
 
 class _Session:
-    __slots__ = ("block_ids", "context_tokens", "key", "turns_left", "uid", "user")
+    __slots__ = ("context_tokens", "key", "system_run", "turns_left", "uid", "user")
 
-    def __init__(self, uid: int, user: int, turns: int, system_ids: list[int], system_tokens: int):
+    def __init__(self, uid: int, user: int, turns: int, system_run: Runs, system_tokens: int):
         self.uid = uid
         self.user = user
         self.turns_left = turns
-        self.block_ids = list(system_ids)
+        self.system_run = system_run  # the shared system prompt's full blocks
         self.context_tokens = system_tokens
         self.key = f"s{uid}"
 
@@ -105,7 +105,7 @@ class SessionSource:
         rng = stream(seed, "traffic", name, "sessions")
         variant_tokens = config.system_prompt_tokens.sample(rng, config.system_prompts).tolist()
         self._system = [
-            (tokens, [block_id(SYSTEM, system_owner(name, v), k) for k in range(tokens // block_size)])
+            (tokens, ((system_owner(name, v), 0, tokens // block_size),) if tokens >= block_size else ())
             for v, tokens in enumerate(variant_tokens)
         ]
         ranks = np.arange(1, config.system_prompts + 1, dtype=float)
@@ -151,8 +151,10 @@ class SessionSource:
     def _start_session(self, event: simpy.Event) -> None:
         self._i += 1
         self._schedule_start()
-        tokens, ids = self._system[int(self._variant.next())]
-        session = _Session(self.sessions, int(self._user.next()), int(self._turns.next()), ids, tokens)
+        tokens, system_run = self._system[int(self._variant.next())]
+        session = _Session(
+            self.sessions, int(self._user.next()), int(self._turns.next()), system_run, tokens
+        )
         self.sessions += 1
         self._send_turn(session)
 
@@ -167,10 +169,12 @@ class SessionSource:
         self._remaining -= 1
         self.sent += 1
         session.turns_left -= 1
-        ids = session.block_ids
+        # The system prompt's full blocks, then the session's own blocks (history, the new
+        # message, and the answer, which is cached once the request finishes).
+        first = session.system_run[0][2] if session.system_run else 0
         full = (prompt + output) // self.block_size
-        for k in range(len(ids), full):
-            ids.append(block_id(SESSION, session.uid, k))
+        own = ((session_owner(session.uid), first, full),) if full > first else ()
+        runs = (*session.system_run, *own)
         traffic = self.traffic
         request = Request(
             self._next_id(),
@@ -181,7 +185,7 @@ class SessionSource:
             self.env.now,
             prompt,
             output,
-            ids[:full],
+            runs,
         )
         if self._affinity == "session":
             request.affinity_key = session.key

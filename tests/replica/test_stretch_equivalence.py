@@ -63,9 +63,8 @@ def _serve(
         prompt_tokens = int(rng.integers(1, 900))
         family = int(rng.integers(0, 3))
         # Three "system prompts" of 20 blocks shared across requests, then private blocks.
-        ids = [
-            family * 100 + b if b < 20 else 10_000 * (i + 1) + b for b in range(prompt_tokens // 16)
-        ]
+        blocks = prompt_tokens // 16
+        runs = ((family, 0, min(blocks, 20)),) + (((100 + i, 20, blocks),) if blocks > 20 else ())
         request = Request(
             i,
             "t",
@@ -75,7 +74,7 @@ def _serve(
             float(t),
             prompt_tokens,
             int(rng.integers(1, 400)),
-            ids if shared_prefixes else None,
+            runs if shared_prefixes and blocks else None,
         )
         env.timeout(float(t)).callbacks.append(lambda _, r=request: replica.enqueue(r))
     env.run()

@@ -1,0 +1,60 @@
+"""Prompts as block chains, stored as runs.
+
+A block id names a whole prefix up to the end of its block (DESIGN.md, "Prompts as block
+chains"). Here a block id is a pair (owner, index): the owner is a system-prompt variant of a
+traffic source, a session, or one block of a trace (whose id already names its prefix), and
+the index counts that owner's blocks. A prompt is a tuple of runs `(owner, first, end)`:
+consecutive indices first..end-1 of one owner. A session's turn is two runs (its system prompt
+and its own history) however long the history is, and whoever uses index k of an owner uses
+all of that owner's indices below k: the prefix cache relies on both.
+
+Owner numbers live in disjoint namespaces (kind in the top bits) and are deterministic (no
+Python `hash`, which is salted per process).
+"""
+
+from __future__ import annotations
+
+import zlib
+
+SYSTEM, SESSION, TRACE = 1, 2, 3
+
+Run = tuple[int, int, int]  # (owner, first index, end index)
+Runs = tuple[Run, ...]
+
+
+def source_uid(name: str) -> int:
+    return zlib.crc32(name.encode()) & 0xFFFFF
+
+
+def system_owner(source: str, variant: int) -> int:
+    return (SYSTEM << 60) | (source_uid(source) << 16) | variant
+
+
+def session_owner(session: int) -> int:
+    return (SESSION << 60) | session
+
+
+def trace_owner(source: str, trace_block: int) -> int:
+    """A trace's own block id (already a prefix name) in the source's namespace."""
+    return (TRACE << 60) | (source_uid(source) << 36) | trace_block
+
+
+def runs_blocks(runs: Runs) -> int:
+    return sum(end - first for _, first, end in runs)
+
+
+def runs_prefix(runs: Runs, blocks: int) -> Runs:
+    """The first `blocks` blocks of a chain."""
+    out: list[Run] = []
+    for owner, first, end in runs:
+        if blocks <= 0:
+            break
+        stop = min(end, first + blocks)
+        out.append((owner, first, stop))
+        blocks -= stop - first
+    return tuple(out)
+
+
+def block_ids(runs: Runs) -> list[tuple[int, int]]:
+    """Every block of a chain as (owner, index): for tests and small reference models."""
+    return [(owner, k) for owner, first, end in runs for k in range(first, end)]
