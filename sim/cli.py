@@ -95,9 +95,21 @@ def run(
 
 def _print_summary(summary: dict[str, Any]) -> None:
     table = Table(title=f"after warm-up ({summary['warmup_s']:g} s)", title_justify="left")
-    for column in ("model", "tier", "requests", "status", "req/s", "TTFT p50/p99 s",
-                   "TPOT p50/p99 ms", "E2E p50/p99 s", "queue p99 s", "cache hit"):
-        table.add_column(column, justify="left" if column in ("model", "tier", "status") else "right")
+    for column in (
+        "model",
+        "tier",
+        "requests",
+        "status",
+        "req/s",
+        "TTFT p50/p99 s",
+        "TPOT p50/p99 ms",
+        "E2E p50/p99 s",
+        "queue p99 s",
+        "cache hit",
+    ):
+        table.add_column(
+            column, justify="left" if column in ("model", "tier", "status") else "right"
+        )
     for model, data in summary["models"].items():
         for tier, group in data["tiers"].items():
             table.add_row(

@@ -106,7 +106,11 @@ def _default(field: Any) -> str:
 
 def check() -> bool:
     text = DOC.read_text()
-    return BEGIN in text and END in text and text.split(BEGIN)[1].split(END)[0].strip() == reference().strip()
+    return (
+        BEGIN in text
+        and END in text
+        and text.split(BEGIN)[1].split(END)[0].strip() == reference().strip()
+    )
 
 
 def write() -> None:

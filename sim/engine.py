@@ -129,7 +129,9 @@ class Simulation:
             progress(self.scenario.duration_s, self.scenario.duration_s)
         self._record_unfinished()
         events = next(self.env._eid)  # simpy numbers every scheduled event
-        return RunOutput(self.recorder.table(), self.sampler.table(), self.env.now, events, self.pools)
+        return RunOutput(
+            self.recorder.table(), self.sampler.table(), self.env.now, events, self.pools
+        )
 
     def _report_progress(self, progress: ProgressCallback) -> None:
         total = self.scenario.duration_s

@@ -44,7 +44,8 @@ class Pool(StrictModel):
         None, ge=1, description="Override the KV capacity derived from memory, tokens per replica"
     )
     perf: Annotated[PerfConfig, Field(discriminator="model")] = Field(
-        default_factory=RooflinePerf, description="Iteration-time model: roofline, fixed, exponential"
+        default_factory=RooflinePerf,
+        description="Iteration-time model: roofline, fixed, exponential",
     )
     tiers: list[Tier] = Field(
         default_factory=lambda: ["standard", "priority", "batch"],
@@ -131,14 +132,22 @@ class Traffic(StrictModel):
 class Scenario(StrictModel):
     name: str = Field(min_length=1, description="Scenario name (default results folder name)")
     description: str = Field("", description="What question the scenario answers")
-    seed: int = Field(0, ge=0, description="Root seed: the same scenario and seed give identical results")
-    duration_s: Seconds = Field(gt=0, description="Simulated seconds of arrivals, s (or '30m', '2h')")
+    seed: int = Field(
+        0, ge=0, description="Root seed: the same scenario and seed give identical results"
+    )
+    duration_s: Seconds = Field(
+        gt=0, description="Simulated seconds of arrivals, s (or '30m', '2h')"
+    )
     warmup_s: Seconds = Field(0.0, ge=0, description="Excluded from summary statistics, s")
     drain_s: Seconds = Field(
-        3600.0, ge=0, description="After arrivals stop, most simulated time to finish in-flight work, s"
+        3600.0,
+        ge=0,
+        description="After arrivals stop, most simulated time to finish in-flight work, s",
     )
     sample_interval_s: Seconds | None = Field(
-        None, gt=0, description="Time-series sampling period, s (null: duration / 300, at least 1 s)"
+        None,
+        gt=0,
+        description="Time-series sampling period, s (null: duration / 300, at least 1 s)",
     )
     step_by_step: bool = Field(
         False, description="Run every iteration as an event (the exactness reference; slow)"
@@ -177,18 +186,31 @@ def cross_reference_errors(scenario: Scenario) -> list[tuple[tuple[Any, ...], st
             errors.append((("traffic", i, "name"), f"duplicate traffic name {source.name!r}"))
         if source.account not in accounts:
             errors.append(
-                (("traffic", i, "account"), f"unknown account {source.account!r}; {_one_of(accounts)}")
+                (
+                    ("traffic", i, "account"),
+                    f"unknown account {source.account!r}; {_one_of(accounts)}",
+                )
             )
         model = scenario.models.get(source.model)
         if model is None:
             errors.append(
-                (("traffic", i, "model"), f"unknown model {source.model!r}; {_one_of(scenario.models)}")
+                (
+                    ("traffic", i, "model"),
+                    f"unknown model {source.model!r}; {_one_of(scenario.models)}",
+                )
             )
             continue
         for tier, share in source.tier_mix.items():
-            if share > 0 and not model.fast and not any(tier in p.tiers for p in model.pools.values()):
+            if (
+                share > 0
+                and not model.fast
+                and not any(tier in p.tiers for p in model.pools.values())
+            ):
                 errors.append(
-                    (("traffic", i, "tier_mix", tier), f"no pool of model {source.model!r} serves {tier}")
+                    (
+                        ("traffic", i, "tier_mix", tier),
+                        f"no pool of model {source.model!r} serves {tier}",
+                    )
                 )
     for model_id, model in scenario.models.items():
         if model.architecture not in architecture_names():

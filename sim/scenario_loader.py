@@ -192,9 +192,7 @@ def _allowed_keys(loc: Path_) -> list[str]:
         annotation = _unwrap(annotation)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             fields = annotation.model_fields
-            field = fields.get(part) or next(
-                (f for f in fields.values() if f.alias == part), None
-            )
+            field = fields.get(part) or next((f for f in fields.values() if f.alias == part), None)
             if field is None:
                 return []
             annotation = field.annotation

@@ -73,4 +73,3 @@ class ReplicaPool:
     def _finished(self, request: Request) -> None:
         self.load.remove(request.replica, request)
         self._on_done(request)
-

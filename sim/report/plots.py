@@ -18,7 +18,9 @@ def _columns(table: pa.Table) -> dict[str, np.ndarray]:
     return {name: table[name].to_numpy(zero_copy_only=False) for name in table.column_names}
 
 
-def write_plots(requests: pa.Table, timeseries: pa.Table, warmup_s: float, out_dir: Path) -> list[Path]:
+def write_plots(
+    requests: pa.Table, timeseries: pa.Table, warmup_s: float, out_dir: Path
+) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     req = _columns(requests)
     ts = _columns(timeseries)
@@ -52,9 +54,7 @@ def latency_cdf(req: dict[str, np.ndarray], warmup_s: float, path: Path) -> Path
     return _save(fig, path)
 
 
-def latency_over_time(
-    req: dict[str, np.ndarray], ts: dict[str, np.ndarray], path: Path
-) -> Path:
+def latency_over_time(req: dict[str, np.ndarray], ts: dict[str, np.ndarray], path: Path) -> Path:
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 7), sharex=True)
     served = req["status"] == 200
     arrival = req["arrival_s"][served]
@@ -92,7 +92,9 @@ def kv_cache_over_time(ts: dict[str, np.ndarray], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(12, 4.5))
     replicas = ts["replica"] != POOL_LEVEL
     for model, pool in dict.fromkeys(zip(ts["model"][replicas], ts["pool"][replicas], strict=True)):
-        rows = replicas & (ts["model"] == model) & (ts["pool"] == pool) & (ts["kv_blocks_total"] > 0)
+        rows = (
+            replicas & (ts["model"] == model) & (ts["pool"] == pool) & (ts["kv_blocks_total"] > 0)
+        )
         if not rows.any():
             continue
         t = ts["t_s"][rows]

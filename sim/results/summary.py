@@ -100,13 +100,19 @@ def mean_ci95(ordered: np.ndarray, batches: int = CI_BATCHES) -> list[float] | N
 def _pools(timeseries: pa.Table, warmup_s: float, duration_s: float) -> list[dict[str, Any]]:
     if timeseries.num_rows == 0:
         return []
-    cols = {name: timeseries[name].to_numpy(zero_copy_only=False) for name in timeseries.column_names}
+    cols = {
+        name: timeseries[name].to_numpy(zero_copy_only=False) for name in timeseries.column_names
+    }
     pool_rows = cols["replica"] == POOL_LEVEL
     measured = pool_rows & (cols["t_s"] > warmup_s) & (cols["t_s"] <= duration_s + 1e-9)
     result = []
-    for model, pool in dict.fromkeys(zip(cols["model"][pool_rows], cols["pool"][pool_rows], strict=True)):
+    for model, pool in dict.fromkeys(
+        zip(cols["model"][pool_rows], cols["pool"][pool_rows], strict=True)
+    ):
         mask = measured & (cols["model"] == model) & (cols["pool"] == pool)
-        replica_rows = (cols["replica"] != POOL_LEVEL) & (cols["model"] == model) & (cols["pool"] == pool)
+        replica_rows = (
+            (cols["replica"] != POOL_LEVEL) & (cols["model"] == model) & (cols["pool"] == pool)
+        )
         total = cols["kv_blocks_total"][mask]
         used = cols["kv_blocks_used"][mask]
         result.append(
@@ -115,7 +121,9 @@ def _pools(timeseries: pa.Table, warmup_s: float, duration_s: float) -> list[dic
                 "pool": str(pool),
                 "replicas": int(len(set(cols["replica"][replica_rows]))),
                 "utilisation": float(cols["busy_fraction"][mask].mean()) if mask.any() else 0.0,
-                "kv_use_mean": float((used / total).mean()) if mask.any() and total.min() > 0 else 0.0,
+                "kv_use_mean": float((used / total).mean())
+                if mask.any() and total.min() > 0
+                else 0.0,
                 "running_mean": float(cols["running"][mask].mean()) if mask.any() else 0.0,
                 "waiting_mean": float(cols["waiting"][mask].mean()) if mask.any() else 0.0,
             }

@@ -20,9 +20,10 @@ def rendezvous_order(key: str, replicas: int) -> list[int]:
     moves only when its replica leaves, and its spill order is its own, so spilled keys spread.
     """
     with np.errstate(over="ignore"):
-        x = (np.uint64(key_hash(key)) + np.arange(1, replicas + 1, dtype=np.uint64) * np.uint64(
-            0x9E3779B97F4A7C15
-        )) & np.uint64(_MASK)
+        x = (
+            np.uint64(key_hash(key))
+            + np.arange(1, replicas + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        ) & np.uint64(_MASK)
         x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         x = x ^ (x >> np.uint64(31))

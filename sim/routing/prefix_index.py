@@ -60,14 +60,15 @@ class PrefixIndex:
 
 
 class LoadSnapshot:
-    """Replica load as last polled: outstanding tokens, waiting requests, KV use (0..1)."""
+    """Replica load as last polled: outstanding tokens, requests (running + waiting), KV use
+    (0..1)."""
 
     def __init__(self, pool: PoolView, staleness_s: float) -> None:
         self.pool = pool
         self.staleness_s = staleness_s
         self.taken_s = -float("inf")
         self.tokens: list[int] = []
-        self.waiting: list[int] = []
+        self.requests: list[int] = []
         self.kv_use: list[float] = []
 
     def refresh(self, now_s: float) -> None:
@@ -75,7 +76,7 @@ class LoadSnapshot:
             return
         self.taken_s = now_s
         self.tokens = list(self.pool.load.outstanding_tokens)
-        self.waiting = [replica.waiting for replica in self.pool.replicas]
+        self.requests = [len(r.running) + r.waiting for r in self.pool.replicas]
         capacity = max(self.pool.kv_capacity_blocks, 1)
         self.kv_use = [
             getattr(getattr(replica, "kv", None), "used_blocks", 0) / capacity

@@ -1,6 +1,7 @@
 """Pick the replica with the best weighted sum of normalised scores (as llm-d's scheduler does):
-prefix match (share of the prompt's blocks believed cached there), queue depth (fewer waiting
-is better, relative to the longest queue) and KV-cache use (emptier is better)."""
+prefix match (share of the prompt's blocks believed cached there), queue depth (fewer requests
+running or waiting is better, relative to the deepest replica) and KV-cache use (emptier is
+better). Ties go to the lowest index."""
 
 from __future__ import annotations
 
@@ -46,11 +47,11 @@ class WeightedScorerPolicy(RoutingPolicy):
         runs = request.block_runs or ()
         blocks = runs_blocks(runs)
         depth = self.index.matches(runs) if runs else [0] * self.replicas
-        longest_queue = max(max(snapshot.waiting), 1)
+        deepest = max(max(snapshot.requests), 1)
         w = self.weights
         scores = [
             w.prefix * depth[r] / max(blocks, 1)
-            + w.queue * (1 - snapshot.waiting[r] / longest_queue)
+            + w.queue * (1 - snapshot.requests[r] / deepest)
             + w.kv * (1 - snapshot.kv_use[r])
             for r in range(self.replicas)
         ]

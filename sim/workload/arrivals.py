@@ -37,7 +37,9 @@ class GammaArrivals(StrictModel):
 
     process: Literal["gamma"]
     rate_per_s: float = Field(gt=0, description="Mean arrivals per second")
-    cv: float = Field(gt=0, description="Coefficient of variation of the gaps (1 = PoissonArrivals)")
+    cv: float = Field(
+        gt=0, description="Coefficient of variation of the gaps (1 = PoissonArrivals)"
+    )
 
     def gaps_s(self, rng: np.random.Generator, n: int) -> np.ndarray:
         shape = 1.0 / self.cv**2
@@ -132,7 +134,10 @@ class ProfileArrivals(StrictModel):
         return float(self.cumulative(np.array([duration_s]))[0])
 
 
-ArrivalProcess = Annotated[PoissonArrivals | GammaArrivals | ConstantArrivals | ProfileArrivals, Field(discriminator="process")]
+ArrivalProcess = Annotated[
+    PoissonArrivals | GammaArrivals | ConstantArrivals | ProfileArrivals,
+    Field(discriminator="process"),
+]
 
 
 def arrival_chunks(

@@ -20,7 +20,9 @@ _MAX_TOKENS = 10_000_000
 class _Clipped(StrictModel):
     """A continuous law rounded to whole tokens and clipped to [1, max]."""
 
-    max: int = Field(_MAX_TOKENS, ge=1, description="Largest value, tokens (larger draws are clipped)")
+    max: int = Field(
+        _MAX_TOKENS, ge=1, description="Largest value, tokens (larger draws are clipped)"
+    )
 
     def _frozen_law(self) -> stats.rv_continuous:
         raise NotImplementedError
@@ -126,4 +128,7 @@ class EmpiricalLength(StrictModel):
         return float(np.dot(self._probs(), self.values))
 
 
-LengthDist = Annotated[LogNormalLength | NormalLength | ConstantLength | UniformLength | EmpiricalLength, Field(discriminator="dist")]
+LengthDist = Annotated[
+    LogNormalLength | NormalLength | ConstantLength | UniformLength | EmpiricalLength,
+    Field(discriminator="dist"),
+]

@@ -47,7 +47,9 @@ class OpenLoopSource:
         self._users = users if traffic.affinity == "user" else 0
         self._user_index: list[int] = []
         self._tiers = [tier_override] if tier_override else list(traffic.tier_mix)
-        shares = np.array([traffic.tier_mix[t] for t in traffic.tier_mix]) if not tier_override else None
+        shares = (
+            np.array([traffic.tier_mix[t] for t in traffic.tier_mix]) if not tier_override else None
+        )
         self._tier_shares = None if shares is None or len(shares) == 1 else shares / shares.sum()
         self._remaining = traffic.max_requests if traffic.max_requests is not None else -1
         self._times: list[float] = []

@@ -105,11 +105,16 @@ class SessionSource:
         rng = stream(seed, "traffic", name, "sessions")
         variant_tokens = config.system_prompt_tokens.sample(rng, config.system_prompts).tolist()
         self._system = [
-            (tokens, ((system_owner(name, v), 0, tokens // block_size),) if tokens >= block_size else ())
+            (
+                tokens,
+                ((system_owner(name, v), 0, tokens // block_size),) if tokens >= block_size else (),
+            )
             for v, tokens in enumerate(variant_tokens)
         ]
         ranks = np.arange(1, config.system_prompts + 1, dtype=float)
-        weights = ranks**-config.zipf_exponent if config.system_prompt_choice == "zipf" else ranks * 0 + 1
+        weights = (
+            ranks**-config.zipf_exponent if config.system_prompt_choice == "zipf" else ranks * 0 + 1
+        )
         self._variant_p = weights / weights.sum()
         self._variant = _Buffer(lambda n: rng.choice(config.system_prompts, n, p=self._variant_p))
         self._user = _Buffer(lambda n: rng.integers(0, users, n))
