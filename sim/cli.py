@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -52,16 +51,13 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table")] = False,
 ) -> None:
     """Run a scenario and write requests.parquet, timeseries.parquet, summary.json, plots."""
-    from sim.engine import simulate
-    from sim.results.store import write_run
-    from sim.results.summary import summarize
+    from sim.experiments.runner import run_scenario
     from sim.scenario_loader import load_scenario
 
     scenario = load_scenario(scenario_path, overrides or [])
     if seed is not None:
         scenario = scenario.model_copy(update={"seed": seed})
     target = out_dir or Path("results") / scenario.name
-    started = time.perf_counter()
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -72,24 +68,18 @@ def run(
         transient=True,
     ) as progress:
         task = progress.add_task(scenario.name, total=scenario.duration_s)
-        result = simulate(scenario, lambda now, total: progress.update(task, completed=now))
-    simulated_s = time.perf_counter() - started
-    summary = summarize(result.requests, result.timeseries, scenario.warmup_s, scenario.duration_s)
-
-    def plots(folder: Path) -> None:
-        if not no_plots:
-            from sim.report.plots import write_plots
-
-            write_plots(result.requests, result.timeseries, scenario.warmup_s, folder / "plots")
-
-    written = write_run(target, scenario, result.requests, result.timeseries, summary, plots)
-    wall_s = time.perf_counter() - started
+        report = run_scenario(
+            scenario,
+            target,
+            plots=not no_plots,
+            progress=lambda now, total: progress.update(task, completed=now),
+        )
     if not quiet:
-        _print_summary(summary)
+        _print_summary(report.summary)
         err.print(
-            f"{result.requests.num_rows:,} requests, {result.events:,} events in {simulated_s:.2f} s "
-            f"({result.requests.num_rows / max(simulated_s, 1e-9):,.0f} requests/s); "
-            f"results in {written} ({wall_s:.2f} s in all)"
+            f"{report.requests:,} requests, {report.events:,} events simulated in "
+            f"{report.simulate_s:.2f} s ({report.requests / max(report.simulate_s, 1e-9):,.0f} "
+            f"requests/s); results in {report.out_dir} ({report.total_s:.2f} s in all)"
         )
 
 

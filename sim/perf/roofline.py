@@ -20,7 +20,7 @@ from sim.perf.shapes import ACTIVATION_BYTES, SAMPLING_BYTES_PER_LOGIT, replica_
 
 def expected_tokens_per_step(draft_tokens: int, acceptance_rate: float) -> float:
     """Tokens a speculative step emits when each draft is accepted independently with the
-    given rate and the first rejection ends the step (Leviathan et al., 2023, eq. 1)."""
+    given rate and the first rejection ends the step (Leviathan et al., 2023)."""
     if draft_tokens == 0:
         return 1.0
     return (1.0 - acceptance_rate ** (draft_tokens + 1)) / (1.0 - acceptance_rate)

@@ -57,20 +57,17 @@ def latency_cdf(req: dict[str, np.ndarray], warmup_s: float, path: Path) -> Path
 def latency_over_time(req: dict[str, np.ndarray], ts: dict[str, np.ndarray], path: Path) -> Path:
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 7), sharex=True)
     served = req["status"] == 200
-    arrival = req["arrival_s"][served]
-    ttft = req["ttft_s"][served]
-    if arrival.size:
-        edges = np.linspace(0, max(arrival.max(), 1e-9), 61)
-        which = np.clip(np.digitize(arrival, edges) - 1, 0, len(edges) - 2)
-        mids, p50, p99 = [], [], []
-        for b in range(len(edges) - 1):
-            values = ttft[which == b]
-            if values.size:
-                mids.append((edges[b] + edges[b + 1]) / 2)
-                p50.append(np.percentile(values, 50))
-                p99.append(np.percentile(values, 99))
-        top.plot(mids, p50, label="TTFT p50")
-        top.plot(mids, p99, label="TTFT p99")
+    if served.any():
+        edges = np.linspace(0, max(req["arrival_s"][served].max(), 1e-9), 61)
+        for tier in sorted(set(req["tier"][served])):
+            rows = served & (req["tier"] == tier)
+            which = np.clip(np.digitize(req["arrival_s"][rows], edges) - 1, 0, len(edges) - 2)
+            ttft = req["ttft_s"][rows]
+            bins = [b for b in range(len(edges) - 1) if (which == b).any()]
+            mids = [(edges[b] + edges[b + 1]) / 2 for b in bins]
+            for q, style in ((50, "-"), (99, ":")):
+                values = [np.percentile(ttft[which == b], q) for b in bins]
+                top.plot(mids, values, style, label=f"{tier} p{q}")
     top.set_ylabel("time to first token (s)")
     top.set_yscale("log")
     top.grid(True, alpha=0.3)

@@ -1,0 +1,51 @@
+"""One run from a validated scenario to a results folder: what `capsim run` and sweeps share."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sim.engine import ProgressCallback, simulate
+from sim.results.store import write_run
+from sim.results.summary import summarize
+from sim.scenario import Scenario
+
+
+@dataclass(frozen=True)
+class RunReport:
+    out_dir: Path
+    summary: dict[str, Any]
+    requests: int
+    events: int
+    simulate_s: float  # wall seconds spent simulating
+    total_s: float  # wall seconds including summary, files and plots
+
+
+def run_scenario(
+    scenario: Scenario,
+    out_dir: Path,
+    plots: bool = True,
+    progress: ProgressCallback | None = None,
+) -> RunReport:
+    started = time.perf_counter()
+    result = simulate(scenario, progress)
+    simulate_s = time.perf_counter() - started
+    summary = summarize(result.requests, result.timeseries, scenario.warmup_s, scenario.duration_s)
+
+    def write_plots(folder: Path) -> None:
+        if plots:
+            from sim.report.plots import write_plots as draw
+
+            draw(result.requests, result.timeseries, scenario.warmup_s, folder / "plots")
+
+    written = write_run(out_dir, scenario, result.requests, result.timeseries, summary, write_plots)
+    return RunReport(
+        written,
+        summary,
+        result.requests.num_rows,
+        result.events,
+        simulate_s,
+        time.perf_counter() - started,
+    )
