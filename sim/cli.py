@@ -28,7 +28,7 @@ def main() -> None:
     try:
         app()
     except InputError as error:
-        err.print(f"[bold red]error:[/] {error}", highlight=False, markup=True)
+        print(f"error: {error}", file=sys.stderr)  # unwrapped: scripts and editors parse it
         sys.exit(error.exit_code)
 
 
@@ -150,7 +150,7 @@ def validate(
             load_scenario(path)
             out.print(f"{path}: ok")
         except InputError as error:
-            err.print(str(error), highlight=False, markup=False)
+            print(error, file=sys.stderr)
             failed = True
     if failed:
         raise typer.Exit(2)

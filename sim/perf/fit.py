@@ -4,14 +4,15 @@
 
 Each measured row (one op at one size on one GPU) is priced by the same `Calibration` methods
 and shapes the roofline model uses; scipy's least squares fits, per GPU and op family, the
-factors that minimise the log of predicted over measured time. Families and data:
+factors that minimise the squared log of predicted over measured time. Families, data:
 
 - gemm (compute and memory efficiency, kernel time): Vidur mlp.csv projections (A100, H100,
   TP 1-8) and LLMServingSim layers.csv projections and LM head (H100, TP 1);
-- elementwise (memory efficiency, kernel time): Vidur mlp.csv norms, rotary, activation, add,
-  embedding;
-- attention (compute efficiency, kernel time, per-sequence and per-context-token floors):
-  LLMServingSim attention.csv (H100, Llama-3.1-70B TP 4) and layers.csv attn (prefill);
+- elementwise (memory efficiency per kind, kernel time): Vidur mlp.csv norms, rotary,
+  activation, add, embedding;
+- attention_prefill (compute efficiency, kernel time, per-context-token floor): LLMServingSim
+  attention.csv prefill rows (H100, Llama-3.1-70B TP 4) and layers.csv attn rows;
+- attention_decode (kernel time, time per sequence): attention.csv decode rows;
 - all-reduce (latency, bandwidth efficiency): Vidur all_reduce.csv, one NVSwitch node.
 
 Rows kept out of a fit are still reported, marked `held out`, with the reason in the docs.

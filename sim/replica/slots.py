@@ -45,6 +45,8 @@ class SlotReplica:
         self._busy_since_s = 0.0
         self.kv = None
         self.iterations = 0
+        self.prompt_tokens_admitted = 0  # nothing is cached: slot models have no KV cache
+        self.cached_tokens_admitted = 0
 
     def _service_s(self) -> float:
         if self._fixed_s is not None:

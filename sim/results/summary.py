@@ -28,6 +28,10 @@ def summarize(
             for tier in sorted(set(cols["tier"][in_model]))
         }
         models[model] = {"all": _group(cols, in_model, window_s), "tiers": tiers}
+    traffic = {
+        name: _group(cols, measured & (cols["traffic"] == name), window_s)
+        for name in sorted(set(cols["traffic"][measured]))
+    }
     return {
         "warmup_s": warmup_s,
         "duration_s": duration_s,
@@ -35,7 +39,8 @@ def summarize(
         "requests_total": int(requests.num_rows),
         "requests_measured": int(measured.sum()),
         "models": models,
-        "pools": _pools(timeseries, warmup_s, duration_s),
+        "traffic": traffic,
+        "pools": _pools(cols, measured, timeseries, warmup_s, duration_s),
     }
 
 
@@ -97,7 +102,13 @@ def mean_ci95(ordered: np.ndarray, batches: int = CI_BATCHES) -> list[float] | N
     return [float(means.mean() - half), float(means.mean() + half)]
 
 
-def _pools(timeseries: pa.Table, warmup_s: float, duration_s: float) -> list[dict[str, Any]]:
+def _pools(
+    req: dict[str, np.ndarray],
+    measured: np.ndarray,
+    timeseries: pa.Table,
+    warmup_s: float,
+    duration_s: float,
+) -> list[dict[str, Any]]:
     if timeseries.num_rows == 0:
         return []
     cols = {
@@ -115,6 +126,12 @@ def _pools(timeseries: pa.Table, warmup_s: float, duration_s: float) -> list[dic
         )
         total = cols["kv_blocks_total"][mask]
         used = cols["kv_blocks_used"][mask]
+        served = measured & (req["status"] == 200) & (req["model"] == model) & (req["pool"] == pool)
+        hit_by_replica = []
+        for replica in sorted(set(cols["replica"][replica_rows])):
+            on = served & (req["replica"] == replica)
+            prompt = int(req["prompt_tokens"][on].sum())
+            hit_by_replica.append(float(req["cached_tokens"][on].sum() / prompt) if prompt else 0.0)
         result.append(
             {
                 "model": str(model),
@@ -126,6 +143,11 @@ def _pools(timeseries: pa.Table, warmup_s: float, duration_s: float) -> list[dic
                 else 0.0,
                 "running_mean": float(cols["running"][mask].mean()) if mask.any() else 0.0,
                 "waiting_mean": float(cols["waiting"][mask].mean()) if mask.any() else 0.0,
+                "cache_hit_ratio_by_replica": hit_by_replica,
+                "requests_by_replica": [
+                    int((served & (req["replica"] == r)).sum())
+                    for r in sorted(set(cols["replica"][replica_rows]))
+                ],
             }
         )
     return result

@@ -1,4 +1,5 @@
-"""Levels sampled over time, per replica and per pool: running, waiting, KV blocks, busy fraction.
+"""Levels sampled over time, per replica and per pool: running, waiting, KV blocks, busy
+fraction, and the prompt and cached tokens admitted during the interval (cache hit ratio).
 
 Kept apart from per-request values: these are time-weighted states, not request outcomes.
 """
@@ -35,10 +36,14 @@ class TimeSeriesSampler:
                 "kv_blocks_used",
                 "kv_blocks_total",
                 "busy_fraction",
+                "prompt_tokens",
+                "cached_tokens",
+                "cache_hit_ratio",
             )
         }
-        self._last_busy_s = {
-            (p.model_id, p.name, i): 0.0 for p in pools for i in range(len(p.replicas))
+        # Cumulative counters at the last sample: (busy seconds, prompt tokens, cached tokens).
+        self._last = {
+            (p.model_id, p.name, i): (0.0, 0, 0) for p in pools for i in range(len(p.replicas))
         }
         self._tick = 0
 
@@ -56,15 +61,24 @@ class TimeSeriesSampler:
         now = self.env.now
         add = self._add
         for pool in self.pools:
-            totals = [0, 0, 0, 0, 0.0]
+            totals = [0, 0, 0, 0, 0.0, 0, 0]
             for index, replica in enumerate(pool.replicas):
-                busy_s = replica.busy_s_at(now)
                 key = (pool.model_id, pool.name, index)
-                fraction = (busy_s - self._last_busy_s[key]) / self.period_s
-                self._last_busy_s[key] = busy_s
+                busy_s = replica.busy_s_at(now)
+                prompt, cached = replica.prompt_tokens_admitted, replica.cached_tokens_admitted
+                last_busy_s, last_prompt, last_cached = self._last[key]
+                self._last[key] = (busy_s, prompt, cached)
                 kv_used = replica.kv.used_blocks if replica.kv is not None else 0
                 kv_total = replica.kv.capacity_blocks if replica.kv is not None else 0
-                row = [len(replica.running), replica.waiting, kv_used, kv_total, fraction]
+                row = [
+                    len(replica.running),
+                    replica.waiting,
+                    kv_used,
+                    kv_total,
+                    (busy_s - last_busy_s) / self.period_s,
+                    prompt - last_prompt,
+                    cached - last_cached,
+                ]
                 add(now, pool, index, row)
                 for i, value in enumerate(row):
                     totals[i] += value
@@ -79,16 +93,24 @@ class TimeSeriesSampler:
         c["pool"].append(pool.name)
         c["replica"].append(replica)
         for name, value in zip(
-            ("running", "waiting", "kv_blocks_used", "kv_blocks_total", "busy_fraction"),
+            (
+                "running",
+                "waiting",
+                "kv_blocks_used",
+                "kv_blocks_total",
+                "busy_fraction",
+                "prompt_tokens",
+                "cached_tokens",
+            ),
             row,
             strict=True,
         ):
             c[name].append(value)
+        c["cache_hit_ratio"].append(row[6] / row[5] if row[5] else float("nan"))
 
     def table(self) -> pa.Table:
+        types = {"t_s": pa.float64(), "model": pa.string(), "pool": pa.string()}
+        types |= {"busy_fraction": pa.float64(), "cache_hit_ratio": pa.float64()}
         return pa.table(
-            {
-                **{k: v for k, v in self.columns.items() if k != "busy_fraction"},
-                "busy_fraction": pa.array(self.columns["busy_fraction"], pa.float64()),
-            }
+            {name: pa.array(values, types.get(name, pa.int64())) for name, values in self.columns.items()}
         )
