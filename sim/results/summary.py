@@ -104,7 +104,7 @@ def mean_ci95(ordered: np.ndarray, batches: int = CI_BATCHES) -> list[float] | N
 
 def _pools(
     req: dict[str, np.ndarray],
-    measured: np.ndarray,
+    measured_requests: np.ndarray,
     timeseries: pa.Table,
     warmup_s: float,
     duration_s: float,
@@ -126,7 +126,12 @@ def _pools(
         )
         total = cols["kv_blocks_total"][mask]
         used = cols["kv_blocks_used"][mask]
-        served = measured & (req["status"] == 200) & (req["model"] == model) & (req["pool"] == pool)
+        served = (
+            measured_requests
+            & (req["status"] == 200)
+            & (req["model"] == model)
+            & (req["pool"] == pool)
+        )
         hit_by_replica = []
         for replica in sorted(set(cols["replica"][replica_rows])):
             on = served & (req["replica"] == replica)
