@@ -162,3 +162,31 @@ def schema() -> None:
     from sim.scenario import Scenario
 
     print(json.dumps(Scenario.model_json_schema(by_alias=True), indent=2))
+
+
+@app.command()
+def perf(
+    gpu: Annotated[str, typer.Option(help="GPU type from the catalog (a100, h100, h200, b200)")],
+    model: Annotated[str, typer.Option(help="Architecture from the catalog, e.g. llama-3.1-8b")],
+    tp: Annotated[int, typer.Option(min=1, help="GPUs per replica (tensor parallel)")] = 1,
+    context: Annotated[
+        int, typer.Option(min=1, help="Context per sequence for the max-batch figure, tokens")
+    ] = 2048,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts")] = False,
+    plot: Annotated[
+        Path | None, typer.Option(help="Write a PNG of generated tokens/s against batch size")
+    ] = None,
+) -> None:
+    """What the performance model predicts: prefill and decode times, KV capacity, max batch."""
+    from sim.perf.table import format_perf_table, max_batch, perf_report, plot_perf
+
+    report = perf_report(gpu, model, tp, context)
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_perf_table(report, title=f"{model} on {tp} x {gpu}"))
+        print(f"max batch at {context:,} tokens of context each: {max_batch(report, context):,}")
+    if plot is not None:
+        plot_perf(report, plot, title=f"{model} on {tp} x {gpu}")
+        if not as_json:
+            print(f"plot: {plot}")
