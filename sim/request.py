@@ -23,14 +23,14 @@ class Request:
 
     __slots__ = (
         "account",
-        "affinity_key",
-        "client",
         "admit_seq",
         "admitted_s",
+        "affinity_key",
         "arrival_s",
         "attempt",
         "block_runs",
         "cached_tokens",
+        "client",
         "epoch",
         "finished_s",
         "first_token_s",

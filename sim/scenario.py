@@ -21,6 +21,11 @@ from sim.workload.sessions import SessionConfig
 
 Tier = Literal["standard", "priority", "batch"]
 SpendTier = Literal[1, 2, 3, 4, "unlimited"]
+ALL_TIERS: list[Tier] = ["standard", "priority", "batch"]
+
+
+def _standard_only() -> dict[Tier, float]:
+    return {"standard": 1.0}
 
 
 class Pool(StrictModel):
@@ -48,7 +53,7 @@ class Pool(StrictModel):
         description="Iteration-time model: roofline, fixed, exponential",
     )
     tiers: list[Tier] = Field(
-        default_factory=lambda: ["standard", "priority", "batch"],
+        default_factory=lambda: list(ALL_TIERS),
         min_length=1,
         description="Tiers this pool serves (the first pool listing a tier serves it)",
     )
@@ -103,7 +108,7 @@ class Traffic(StrictModel):
         "(null: session for session traffic, else none)",
     )
     tier_mix: dict[Tier, Annotated[float, Field(ge=0)]] = Field(
-        default_factory=lambda: {"standard": 1.0},
+        default_factory=_standard_only,
         description="Share of requests per tier (standard, priority, batch); shares sum to 1",
     )
     max_requests: int | None = Field(
@@ -160,7 +165,8 @@ class Scenario(StrictModel):
     def _warmup_inside(self) -> Scenario:
         if self.warmup_s >= self.duration_s:
             raise ValueError(
-                f"warmup_s ({self.warmup_s:g}) must be shorter than duration_s ({self.duration_s:g})"
+                f"warmup_s ({self.warmup_s:g}) must be shorter than "
+                f"duration_s ({self.duration_s:g})"
             )
         return self
 

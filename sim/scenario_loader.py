@@ -42,7 +42,7 @@ def parse_scenario(text: str, source: str, overrides: Sequence[str] = ()) -> Sce
         mark = getattr(error, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source
         raise InputError(f"{where}: not valid YAML: {getattr(error, 'problem', error)}") from None
-    if not isinstance(data, dict):
+    if root is None or not isinstance(data, dict):
         raise InputError(f"{source}:1: a scenario is a mapping of fields (name, models, ...)")
     for override in overrides:
         _apply_override(data, override)
@@ -99,9 +99,8 @@ def _index_lines(
             if key_node.tag == "tag:yaml.org,2002:int":
                 key = int(key)
             if key in seen:
-                duplicates.append(
-                    f"{source}:{key_node.start_mark.line + 1}: {_dotted((*path, key))}: duplicate key"
-                )
+                line = key_node.start_mark.line + 1
+                duplicates.append(f"{source}:{line}: {_dotted((*path, key))}: duplicate key")
             seen.add(key)
             lines[(*path, key)] = key_node.start_mark.line + 1
             _index_lines(value_node, (*path, key), lines, duplicates, source)
@@ -116,10 +115,9 @@ def _data_path(data: Any, loc: Path_) -> Path_:
     path: list[Any] = []
     node = data
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-            path.append(part)
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and part < len(node)
+        ):
             node = node[part]
             path.append(part)
         elif isinstance(node, dict | list):

@@ -1,4 +1,5 @@
-"""Durations in the YAML: a number of seconds, or a string such as `500ms`, `30s`, `30m`, `2h`, `1d`."""
+"""Durations in the YAML: a number of seconds, or a string such as `500ms`, `30s`, `30m`, `2h`,
+`1d`."""
 
 from __future__ import annotations
 

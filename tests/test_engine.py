@@ -82,7 +82,7 @@ def test_event_skipping_gives_the_step_by_step_records(seed: int) -> None:
     fast = simulate(_random_scenario(seed)).requests.sort_by("request_id")
     slow = simulate(_random_scenario(seed, step_by_step=True)).requests.sort_by("request_id")
     assert fast.num_rows == slow.num_rows > 50
-    for column in INTEGER_COLUMNS + ("tier", "pool"):
+    for column in (*INTEGER_COLUMNS, "tier", "pool"):
         assert fast[column].equals(slow[column]), column
     for column in TIME_COLUMNS:
         np.testing.assert_allclose(

@@ -23,7 +23,7 @@ from sim.workload.chains import Runs
 
 
 class _Owner:
-    __slots__ = ("cached_end", "key", "max_ref", "ref_ends", "records", "start")
+    __slots__ = ("cached_end", "key", "max_ref", "records", "ref_ends", "start")
 
     def __init__(self, key: int, start: int) -> None:
         self.key = key

@@ -73,8 +73,9 @@ class Replica:
         self.iterations = 0
         self.prompt_tokens_admitted = 0  # first admissions only: the cache hit ratio's terms
         self.cached_tokens_admitted = 0
-        # Tests set a list here to get the exact event log: ("iteration", start_s, duration_s,
-        # decodes, [(request_id, chunk_tokens)], steps), ("first_token" | "finish", t_s, request_id).
+        # Tests set a list here to get the exact event log: ("iteration", start_s,
+        # duration_s, decodes, [(request_id, chunk_tokens)], steps) and
+        # ("first_token" | "finish", t_s, request_id).
         self.log: list[tuple] | None = None
 
     # ----------------------------------------------------------------------------- arrivals

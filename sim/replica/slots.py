@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
+from typing import cast
 
 import numpy as np
 import simpy
@@ -77,7 +78,7 @@ class SlotReplica:
         event.callbacks.append(self._on_service_end)
 
     def _on_service_end(self, event: simpy.Event) -> None:
-        request: Request = event.value
+        request = cast(Request, event.value)
         self._account()
         del self.running[request]
         self.iterations += 1

@@ -7,11 +7,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pyarrow as pa  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pyarrow as pa
 
-from sim.results.timeseries import POOL_LEVEL  # noqa: E402
+from sim.results.timeseries import POOL_LEVEL
 
 
 def _columns(table: pa.Table) -> dict[str, np.ndarray]:

@@ -141,7 +141,7 @@ def _pools(
             {
                 "model": str(model),
                 "pool": str(pool),
-                "replicas": int(len(set(cols["replica"][replica_rows]))),
+                "replicas": len(set(cols["replica"][replica_rows])),
                 "utilisation": float(cols["busy_fraction"][mask].mean()) if mask.any() else 0.0,
                 "kv_use_mean": float((used / total).mean())
                 if mask.any() and total.min() > 0

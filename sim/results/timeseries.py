@@ -112,5 +112,8 @@ class TimeSeriesSampler:
         types = {"t_s": pa.float64(), "model": pa.string(), "pool": pa.string()}
         types |= {"busy_fraction": pa.float64(), "cache_hit_ratio": pa.float64()}
         return pa.table(
-            {name: pa.array(values, types.get(name, pa.int64())) for name, values in self.columns.items()}
+            {
+                name: pa.array(values, types.get(name, pa.int64()))
+                for name, values in self.columns.items()
+            }
         )

@@ -55,8 +55,11 @@ class RandomInts:
 class ReplicaState(Protocol):
     """What a router may read of a replica (never write)."""
 
-    waiting: int
-    running: Sized
+    @property
+    def waiting(self) -> int: ...
+
+    @property
+    def running(self) -> Sized: ...
 
 
 class PoolView:

@@ -1,4 +1,5 @@
-"""Two distinct replicas at random, the less loaded of them (Mitzenmacher's power of two choices)."""
+"""Two distinct replicas at random, the less loaded of the two (Mitzenmacher's power of two
+choices)."""
 
 from __future__ import annotations
 

@@ -27,7 +27,9 @@ class ScorerWeights(StrictModel):
 class WeightedScorerConfig(StrictModel):
     policy: Literal["weighted_scorer"]
     staleness_s: Seconds = Field(1.0, ge=0, description="Age of the router's load view at most, s")
-    weights: ScorerWeights = Field(default_factory=ScorerWeights, description="Score weights")
+    weights: ScorerWeights = Field(
+        default_factory=lambda: ScorerWeights(), description="Score weights"
+    )
 
 
 class WeightedScorerPolicy(RoutingPolicy):

@@ -6,6 +6,7 @@ arrivals in [0, duration_s), so tests can check generated counts against theory.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
@@ -33,7 +34,7 @@ class PoissonArrivals(StrictModel):
 
 
 class GammaArrivals(StrictModel):
-    """A renewal process with gamma gaps: cv > 1 is burstier than PoissonArrivals, cv < 1 smoother."""
+    """A renewal process with gamma gaps: cv > 1 is burstier than Poisson, cv < 1 smoother."""
 
     process: Literal["gamma"]
     rate_per_s: float = Field(gt=0, description="Mean arrivals per second")
@@ -87,7 +88,7 @@ class ProfileArrivals(StrictModel):
     @classmethod
     def _increasing(cls, points: list[tuple[float, float]]) -> list[tuple[float, float]]:
         times = [t for t, _ in points]
-        if any(b <= a for a, b in zip(times, times[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(times)):
             raise ValueError("point times must be strictly increasing")
         if times[0] < 0:
             raise ValueError("point times must be >= 0")

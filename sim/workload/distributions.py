@@ -1,4 +1,5 @@
-"""Token-length distributions: validated parameters, vectorised `sample(rng, n)` and an exact `mean`.
+"""Token-length distributions: validated parameters, vectorised `sample(rng, n)` and an exact
+`mean`.
 
 Samples are whole token counts: the continuous draw is rounded and clipped to [1, max]. `mean` is
 the exact mean of that integer distribution (summed over its support), not of the continuous law.

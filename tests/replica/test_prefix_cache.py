@@ -14,8 +14,8 @@ from sim.workload.chains import Runs, block_ids
 
 @dataclass
 class ReferenceCache:
-    """Blocks (owner, index) with a reference count and a last-use clock; eviction takes the unreferenced
-    block with the oldest clock. Deliberately naive: lists and linear scans."""
+    """Blocks (owner, index) with a reference count and a last-use clock; eviction takes the
+    unreferenced block with the oldest clock. Deliberately naive: lists and linear scans."""
 
     capacity: int
     private: int = 0
