@@ -60,6 +60,17 @@ class RooflineModel:
         self._decode_s_per_token = self._layers * cal.decode_attention_s_per_token(
             gpu, attention.decode_flops_per_token, attention.kv_bytes_per_token
         )
+        # Prefill attention of all layers, the calibration's formula with constants folded
+        # (iteration_time_s runs once per simulated iteration).
+        compute_per_s = gpu.dense_bf16_flops_per_s * cal.attention_compute_efficiency
+        self._prefill_kernel_s = self._layers * cal.attention_prefill_kernel_s
+        self._prefill_s_per_pair = self._layers * attention.prefill_flops_per_pair / compute_per_s
+        self._prefill_s_per_kv_token = (
+            self._layers
+            * attention.kv_bytes_per_token
+            / (gpu.hbm_bytes_per_s * cal.gemm_memory_efficiency)
+        )
+        self._prefill_serial_s_per_token = self._layers * cal.attention_serial_s_per_token
         self.tokens_per_step = expected_tokens_per_step(
             self.cfg.draft_tokens, self.cfg.acceptance_rate
         )
@@ -170,14 +181,12 @@ class RooflineModel:
             kv_tokens += end
             if end > longest:
                 longest = end
-        attention = self.shape.attention
         time_s = self._overhead_s + self.token_time_s(tokens)
         time_s += self.sample_time_s(decode_seqs + len(prefill_chunks))
-        time_s += self._layers * self.calibration.prefill_attention_time_s(
-            self.gpu,
-            pairs * attention.prefill_flops_per_pair,
-            kv_tokens * attention.kv_bytes_per_token,
-            longest,
+        time_s += self._prefill_kernel_s + max(
+            pairs * self._prefill_s_per_pair,
+            kv_tokens * self._prefill_s_per_kv_token,
+            longest * self._prefill_serial_s_per_token,
         )
         if decode_seqs:
             time_s += self._attention_fixed_s + self._attention_seq_s * decode_seqs

@@ -266,7 +266,12 @@ class Replica:
 
     def _advance_decodes(self, steps: int, now: float) -> None:
         if self.decoding:
-            self.kv.allocate(self._blocks_needed(steps))
+            if steps == 1:
+                blocks = self.boundary_phase[self.step % self.block_size]
+            else:
+                blocks = self._blocks_needed(steps)
+            if blocks:
+                self.kv.allocate(blocks)
         self.step += steps
         heap = self.finish_heap
         while heap and heap[0][0] <= self.step:

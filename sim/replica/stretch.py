@@ -52,6 +52,20 @@ def steps_done_by(
     The step in flight at `elapsed_s` is the last of them: a run cut short by an arrival ends
     at the boundary of the step in flight.
     """
+    if len(lines) == 1:  # invert the quadratic, then settle float rounding by stepping
+        a, b = lines[0]
+        p, q = a + b * context0, b * seqs
+        if q > 0:
+            half_q = 0.5 * q
+            root = (-(p - half_q) + math.sqrt((p - half_q) ** 2 + 4 * half_q * elapsed_s)) / q
+        else:
+            root = elapsed_s / p
+        guess = min(max(int(root) + 1, 1), steps)
+        while guess < steps and stretch_time_s(lines, context0, seqs, guess) <= elapsed_s:
+            guess += 1
+        while guess > 1 and stretch_time_s(lines, context0, seqs, guess - 1) > elapsed_s:
+            guess -= 1
+        return guess
     low, high = 1, steps
     while low < high:
         mid = (low + high) // 2

@@ -6,12 +6,12 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from scipy import stats
 
 from sim.results.timeseries import POOL_LEVEL
 
 LATENCIES = ("ttft_s", "tpot_s", "e2e_s", "queue_s")
 CI_BATCHES = 10  # batch means by arrival time for the confidence interval of a mean
+T_975_9DOF = 2.262157162798205  # Student t 0.975 quantile, 9 degrees of freedom (scipy.stats.t)
 
 
 def summarize(
@@ -90,15 +90,15 @@ def latency_stats(values: np.ndarray, arrival_s: np.ndarray) -> dict[str, Any]:
     return result
 
 
-def mean_ci95(ordered: np.ndarray, batches: int = CI_BATCHES) -> list[float] | None:
+def mean_ci95(ordered: np.ndarray) -> list[float] | None:
     """95% interval for the mean from `batches` consecutive batch means (Student t).
 
     Consecutive requests are correlated; means of long batches are nearly independent.
     """
-    if ordered.size < batches * 2:
+    if ordered.size < CI_BATCHES * 2:
         return None
-    means = np.array([b.mean() for b in np.array_split(ordered, batches)])
-    half = stats.t.ppf(0.975, batches - 1) * means.std(ddof=1) / np.sqrt(batches)
+    means = np.array([b.mean() for b in np.array_split(ordered, CI_BATCHES)])
+    half = T_975_9DOF * means.std(ddof=1) / np.sqrt(CI_BATCHES)
     return [float(means.mean() - half), float(means.mean() + half)]
 
 

@@ -131,3 +131,18 @@ def test_tokens_are_conserved(kv_blocks: int) -> None:
     else:
         assert sum(r.preemptions for r in requests) > 0
         assert prefill_tokens > sum(r.prompt_tokens for r in requests)
+
+
+@pytest.mark.parametrize(
+    "lines", [((0.01, 2e-7),), ((0.01, 0.0),), TwoRegimeModel().decode_lines(5)]
+)
+def test_steps_done_by_finds_the_step_in_flight(lines: tuple[tuple[float, float], ...]) -> None:
+    from sim.replica.stretch import steps_done_by
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        context0, seqs, steps = int(rng.integers(0, 50_000)), int(rng.integers(1, 64)), 400
+        elapsed = float(rng.uniform(0, stretch_time_s(lines, context0, seqs, steps)))
+        done = steps_done_by(lines, context0, seqs, steps, elapsed)
+        assert stretch_time_s(lines, context0, seqs, done) > elapsed
+        assert done == 1 or stretch_time_s(lines, context0, seqs, done - 1) <= elapsed
