@@ -181,8 +181,14 @@ class RooflineModel:
             kv_tokens += end
             if end > longest:
                 longest = end
-        time_s = self._overhead_s + self.token_time_s(tokens)
-        time_s += self.sample_time_s(decode_seqs + len(prefill_chunks))
+        token_s = self._token_s.get(tokens)  # memoized parts, looked up inline (hot path)
+        if token_s is None:
+            token_s = self.token_time_s(tokens)
+        sampled = decode_seqs + len(prefill_chunks)
+        sample_s = self._sample_s.get(sampled)
+        if sample_s is None:
+            sample_s = self.sample_time_s(sampled)
+        time_s = self._overhead_s + token_s + sample_s
         time_s += self._prefill_kernel_s + max(
             pairs * self._prefill_s_per_pair,
             kv_tokens * self._prefill_s_per_kv_token,

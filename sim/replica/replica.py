@@ -71,6 +71,7 @@ class Replica:
         self.stretch_context0 = 0
         self.busy_s = 0.0
         self.iterations = 0
+        self._iteration_end = self._on_iteration_end  # one bound method, not one per event
         self.prompt_tokens_admitted = 0  # first admissions only: the cache hit ratio's terms
         self.cached_tokens_admitted = 0
         # Tests set a list here to get the exact event log: ("iteration", start_s,
@@ -140,23 +141,28 @@ class Replica:
         block_size = self.block_size
         step = self.step
         need = self.boundary_phase[step % block_size] if self.decoding else 0
-        while need > self.kv.available():
+        free_blocks = self.kv.available()
+        while need > free_blocks:
             need -= self._preempt(next(reversed(self.running)))
+            free_blocks = self.kv.available()
         budget = self.max_batched_tokens - self.decoding
         chunks: list[tuple[Request, int]] = []
+        shapes: list[tuple[int, int]] = []  # (chunk tokens, context before) for the perf model
         for request in self.prefilling:
             if budget <= 0:
                 break
-            chunk = min(request.prefill_target - request.prefill_done, budget)
+            chunk = request.prefill_target - request.prefill_done
+            if chunk > budget:
+                chunk = budget
             chunks.append((request, chunk))
+            shapes.append((chunk, request.prefill_done))
             budget -= chunk
         if self.waiting and budget > 0:
-            budget = self._admit(chunks, budget, self.kv.available() - need)
+            budget = self._admit(chunks, shapes, budget, free_blocks - need)
         self.chunks = chunks
         if chunks:
             self.stretch_steps = 0
-            context = [(chunk, request.prefill_done) for request, chunk in chunks]
-            duration_s = self.perf.iteration_time_s(self.decoding, self._context_now(), context)
+            duration_s = self.perf.iteration_time_s(self.decoding, self._context_now(), shapes)
         elif self.decoding:
             heap = self.finish_heap
             while heap[0][2] != heap[0][3].epoch:
@@ -178,7 +184,13 @@ class Replica:
         self.iteration_start_s = self.env.now
         self._schedule(duration_s)
 
-    def _admit(self, chunks: list[tuple[Request, int]], budget: int, free_blocks: int) -> int:
+    def _admit(
+        self,
+        chunks: list[tuple[Request, int]],
+        shapes: list[tuple[int, int]],
+        budget: int,
+        free_blocks: int,
+    ) -> int:
         """Admit waiting requests in tier order, FIFO within a tier, while slots, budget and
         blocks allow; the first that does not fit stops admission (no overtaking)."""
         now = self.env.now
@@ -213,6 +225,7 @@ class Replica:
                 request.prefill_done = cached_tokens
                 chunk = min(target - cached_tokens, budget)
                 chunks.append((request, chunk))
+                shapes.append((chunk, cached_tokens))
                 budget -= chunk
         return budget
 
@@ -237,12 +250,12 @@ class Replica:
 
     def _schedule(self, delay_s: float) -> None:
         self.version += 1
-        event = self.env.timeout(max(delay_s, 0.0), self.version)
-        event.callbacks.append(self._on_iteration_end)
+        event = self.env.timeout(delay_s if delay_s > 0.0 else 0.0, self.version)
+        event.callbacks.append(self._iteration_end)
 
     # ----------------------------------------------------------------------------- applying
     def _on_iteration_end(self, event: simpy.Event) -> None:
-        if event.value != self.version:
+        if event._value != self.version:  # noqa: SLF001 (simpy's value without its checks)
             return  # superseded by a cut stretch
         now = self.env.now
         self.busy_s += now - self.iteration_start_s

@@ -54,16 +54,20 @@ def steps_done_by(
     """
     if len(lines) == 1:  # invert the quadratic, then settle float rounding by stepping
         a, b = lines[0]
-        p, q = a + b * context0, b * seqs
-        if q > 0:
-            half_q = 0.5 * q
-            root = (-(p - half_q) + math.sqrt((p - half_q) ** 2 + 4 * half_q * elapsed_s)) / q
+        first, growth = a + b * context0, b * seqs
+
+        def total(n: int) -> float:  # stretch_time_s's single-line formula, term for term
+            return n * first + growth * (n * (n - 1) / 2)
+
+        if growth > 0:
+            half = 0.5 * growth
+            root = (half - first + math.sqrt((first - half) ** 2 + 4 * half * elapsed_s)) / growth
         else:
-            root = elapsed_s / p
+            root = elapsed_s / first
         guess = min(max(int(root) + 1, 1), steps)
-        while guess < steps and stretch_time_s(lines, context0, seqs, guess) <= elapsed_s:
+        while guess < steps and total(guess) <= elapsed_s:
             guess += 1
-        while guess > 1 and stretch_time_s(lines, context0, seqs, guess - 1) > elapsed_s:
+        while guess > 1 and total(guess - 1) > elapsed_s:
             guess -= 1
         return guess
     low, high = 1, steps

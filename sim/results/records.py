@@ -3,6 +3,8 @@ in chunks (no per-request dictionaries or tuples on the hot path)."""
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 import numpy as np
 import pyarrow as pa
 
@@ -59,10 +61,10 @@ class RequestRecorder:
 
 def _to_batch(requests: list[Request]) -> pa.RecordBatch:
     def floats(name: str) -> np.ndarray:
-        return np.fromiter((getattr(r, name) for r in requests), float, len(requests))
+        return np.fromiter(map(attrgetter(name), requests), float, len(requests))
 
     def ints(name: str) -> np.ndarray:
-        return np.fromiter((getattr(r, name) for r in requests), np.int64, len(requests))
+        return np.fromiter(map(attrgetter(name), requests), np.int64, len(requests))
 
     arrival = floats("arrival_s")
     admitted = floats("admitted_s")
