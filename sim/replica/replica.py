@@ -255,7 +255,7 @@ class Replica:
 
     # ----------------------------------------------------------------------------- applying
     def _on_iteration_end(self, event: simpy.Event) -> None:
-        if event._value != self.version:  # noqa: SLF001 (simpy's value without its checks)
+        if event._value != self.version:  # simpy value, without the property checks
             return  # superseded by a cut stretch
         now = self.env.now
         self.busy_s += now - self.iteration_start_s
