@@ -190,3 +190,24 @@ def perf(
         plot_perf(report, plot, title=f"{model} on {tp} x {gpu}")
         if not as_json:
             print(f"plot: {plot}")
+
+
+@app.command("trace-stats")
+def trace_stats(
+    path: Annotated[Path, typer.Argument(help="Trace file (.jsonl Mooncake, .csv Azure or plain)")],
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="mooncake, azure or csv (default: guessed)")
+    ] = None,
+    block_size: Annotated[
+        int | None, typer.Option(min=1, help="KV block size for the cache figure, tokens")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts")] = False,
+) -> None:
+    """Request count, span, rate, length percentiles, burstiness, unique blocks, and the hit
+    ratio an infinite single prefix cache would reach."""
+    from sim.workload.trace_stats import format_trace_stats, trace_stats_command
+
+    if fmt is not None and fmt not in ("mooncake", "azure", "csv"):
+        raise InputError(f"--format {fmt!r}: allowed: mooncake, azure, csv")
+    stats = trace_stats_command(path, fmt, block_size)
+    print(json.dumps(stats, indent=2) if as_json else format_trace_stats(stats))

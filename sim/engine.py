@@ -19,6 +19,7 @@ from sim.results.timeseries import TimeSeriesSampler
 from sim.scenario import Pool, Scenario, Traffic
 from sim.workload.open_loop import OpenLoopSource
 from sim.workload.sessions import SessionSource
+from sim.workload.trace_replay import TraceSource
 
 ProgressCallback = Callable[[float, float], None]  # (simulated seconds so far, total)
 
@@ -80,13 +81,25 @@ class Simulation:
             self.env, self.pools, scenario.sample_period_s, scenario.duration_s
         )
 
-    def _source(self, traffic: Traffic) -> OpenLoopSource | SessionSource:
+    def _source(self, traffic: Traffic) -> OpenLoopSource | SessionSource | TraceSource:
         scenario = self.scenario
         model = scenario.models[traffic.model]
         tier = "fast" if model.fast else None
         users = next(a.users for a in scenario.accounts if a.name == traffic.account)
+        block_size = next(iter(model.pools.values())).block_size
+        if traffic.trace is not None:
+            return TraceSource(
+                self.env,
+                traffic,
+                tier,
+                users,
+                block_size,
+                scenario.seed,
+                scenario.duration_s,
+                self._next_id,
+                self.gateway.submit,
+            )
         if traffic.sessions is not None:
-            block_size = next(iter(model.pools.values())).block_size
             return SessionSource(
                 self.env,
                 traffic,

@@ -6,6 +6,7 @@ Every number PLATFORM.md marks as a default is a field here with that default. L
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
@@ -18,6 +19,7 @@ from sim.units import Seconds
 from sim.workload.arrivals import ArrivalProcess
 from sim.workload.distributions import LengthDist
 from sim.workload.sessions import SessionConfig
+from sim.workload.traces import TraceConfig
 
 Tier = Literal["standard", "priority", "batch"]
 SpendTier = Literal[1, 2, 3, 4, "unlimited"]
@@ -102,6 +104,9 @@ class Traffic(StrictModel):
     )
     output_tokens: LengthDist | None = Field(None, description="Generated length, tokens")
     sessions: SessionConfig | None = Field(None, description="Multi-turn sessions (closed loop)")
+    trace: TraceConfig | None = Field(
+        None, description="Replay a trace file instead of arrivals and length distributions"
+    )
     affinity: Literal["session", "user", "none"] | None = Field(
         None,
         description="Sticky-routing key sent: the session id, the account's user id, or none "
@@ -120,13 +125,15 @@ class Traffic(StrictModel):
         total = sum(self.tier_mix.values())
         if abs(total - 1.0) > 1e-6:
             raise ValueError(f"tier_mix shares must sum to 1, they sum to {total:g}")
-        missing = [
-            name
-            for name in ("arrivals", "prompt_tokens", "output_tokens")
-            if getattr(self, name) is None
-        ]
-        if missing:
-            raise ValueError(f"a traffic source needs {', '.join(missing)}")
+        generated = ("arrivals", "prompt_tokens", "output_tokens")
+        if self.trace is not None:
+            clash = [name for name in (*generated, "sessions") if getattr(self, name) is not None]
+            if clash:
+                raise ValueError(f"a trace replaces {', '.join(clash)}: give one or the other")
+        else:
+            missing = [name for name in generated if getattr(self, name) is None]
+            if missing:
+                raise ValueError(f"a traffic source needs {', '.join(missing)} (or a trace)")
         if self.affinity is None:
             object.__setattr__(self, "affinity", "session" if self.sessions else "none")
         if self.affinity == "session" and self.sessions is None:
@@ -197,6 +204,8 @@ def cross_reference_errors(scenario: Scenario) -> list[tuple[tuple[Any, ...], st
                     f"unknown account {source.account!r}; {_one_of(accounts)}",
                 )
             )
+        if source.trace is not None and not Path(source.trace.path).is_file():
+            errors.append((("traffic", i, "trace", "path"), f"no such file: {source.trace.path}"))
         model = scenario.models.get(source.model)
         if model is None:
             errors.append(

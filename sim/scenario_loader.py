@@ -46,6 +46,7 @@ def parse_scenario(text: str, source: str, overrides: Sequence[str] = ()) -> Sce
         raise InputError(f"{source}:1: a scenario is a mapping of fields (name, models, ...)")
     for override in overrides:
         _apply_override(data, override)
+    _resolve_trace_paths(data, source)
     lines: dict[Path_, int] = {}
     duplicates: list[str] = []
     _index_lines(root, (), lines, duplicates, source)
@@ -62,6 +63,15 @@ def parse_scenario(text: str, source: str, overrides: Sequence[str] = ()) -> Sce
             "\n".join(f"{_where(source, lines, p)}: {_dotted(p)}: {m}" for p, m in problems)
         )
     return scenario
+
+
+def _resolve_trace_paths(data: dict[str, Any], source: str) -> None:
+    """Trace paths are relative to the scenario file; the resolved scenario records them whole."""
+    base = Path(source).resolve().parent
+    for source_data in data.get("traffic") or []:
+        trace = source_data.get("trace") if isinstance(source_data, dict) else None
+        if isinstance(trace, dict) and isinstance(trace.get("path"), str):
+            trace["path"] = str((base / trace["path"]).resolve())
 
 
 def _apply_override(data: dict[str, Any], override: str) -> None:

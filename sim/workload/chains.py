@@ -58,3 +58,28 @@ def runs_prefix(runs: Runs, blocks: int) -> Runs:
 def block_ids(runs: Runs) -> list[tuple[int, int]]:
     """Every block of a chain as (owner, index): for tests and small reference models."""
     return [(owner, k) for owner, first, end in runs for k in range(first, end)]
+
+
+def trace_runs(
+    source: str, trace_ids: list[int], trace_block: int, prompt_tokens: int, block: int
+) -> Runs:
+    """A traced prompt's chain at the pool's block size, keeping prefix identity.
+
+    Pool block j (tokens [j*block, (j+1)*block)) is named by the trace block holding its last
+    token together with its position within that trace block: trace block i owns pool blocks
+    i*trace_block // block up to (i+1)*trace_block // block - 1, indexed from 0. Two prompts
+    share pool block j exactly when they share the trace block of its last token, which names
+    the whole prefix. This splits (512 -> 16: 32 blocks per trace block), merges (16 -> 512:
+    one pool block named by the last of its 32 trace blocks) and handles sizes that divide
+    neither way; only the prompt's full pool blocks are named.
+    """
+    full = prompt_tokens // block
+    runs: list[Run] = []
+    for i, trace_id in enumerate(trace_ids):
+        first = i * trace_block // block
+        if first >= full:
+            break
+        end = min((i + 1) * trace_block // block, full)
+        if end > first:
+            runs.append((trace_owner(source, trace_id), 0, end - first))
+    return tuple(runs)

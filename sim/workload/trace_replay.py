@@ -1,0 +1,100 @@
+"""Replayed traffic: requests at a trace's arrival times, with its lengths and prefix blocks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import simpy
+
+from sim.request import Request
+from sim.rng import stream
+from sim.scenario import Traffic
+from sim.workload.chains import trace_runs
+from sim.workload.traces import load_trace
+
+
+class TraceSource:
+    def __init__(
+        self,
+        env: simpy.Environment,
+        traffic: Traffic,
+        tier_override: str | None,
+        users: int,
+        block_size: int,
+        seed: int,
+        duration_s: float,
+        next_id: Callable[[], int],
+        submit: Callable[[Request], None],
+    ) -> None:
+        assert traffic.trace is not None
+        self.env = env
+        self.traffic = traffic
+        self.block_size = block_size
+        self._next_id = next_id
+        self._submit = submit
+        trace = load_trace(Path(traffic.trace.path), traffic.trace)
+        if traffic.trace.loop:
+            trace = trace.repeated_until(duration_s)
+        count = int(np.searchsorted(trace.arrival_s, duration_s, side="left"))
+        if traffic.max_requests is not None:
+            count = min(count, traffic.max_requests)
+        self.trace = trace
+        self.count = count
+        rng = stream(seed, "traffic", traffic.name, "tier")
+        tiers = list(traffic.tier_mix)
+        shares = np.array([traffic.tier_mix[t] for t in tiers])
+        if tier_override:
+            tiers, picks = [tier_override], np.zeros(count, dtype=int)
+        else:
+            picks = rng.choice(len(tiers), size=count, p=shares / shares.sum())
+        self._tiers = [tiers[i] for i in picks.tolist()]
+        self._users = (
+            stream(seed, "traffic", traffic.name, "user").integers(0, users, count).tolist()
+            if traffic.affinity == "user"
+            else None
+        )
+        self._arrivals = trace.arrival_s[:count].tolist()
+        self._prompts = trace.prompt_tokens[:count].tolist()
+        self._outputs = trace.output_tokens[:count].tolist()
+        self._i = 0
+        self.sent = 0
+
+    def start(self) -> None:
+        self._schedule_next()
+
+    def _schedule_next(self) -> None:
+        if self._i < self.count:
+            event = self.env.timeout(self._arrivals[self._i] - self.env.now)
+            event.callbacks.append(self._arrive)
+
+    def _arrive(self, event: simpy.Event) -> None:
+        i = self._i
+        self._i += 1
+        self.sent += 1
+        traffic, trace = self.traffic, self.trace
+        runs = None
+        if trace.block_ids is not None and trace.block_size is not None:
+            runs = trace_runs(
+                traffic.name,
+                trace.block_ids[i],
+                trace.block_size,
+                self._prompts[i],
+                self.block_size,
+            )
+        request = Request(
+            self._next_id(),
+            traffic.name,
+            traffic.account,
+            traffic.model,
+            self._tiers[i],
+            self.env.now,
+            self._prompts[i],
+            self._outputs[i],
+            runs,
+        )
+        if self._users is not None:
+            request.affinity_key = f"{traffic.account}/u{self._users[i]}"
+        self._schedule_next()
+        self._submit(request)
