@@ -44,7 +44,7 @@ from sim.scenario_loader import load_scenario
 
 TABLE_NAME = "sweep.parquet"
 MAX_RUN_NAME_CHARS = 120  # longer names are cut and get a hash suffix
-_SAFE = re.compile(r"[^A-Za-z0-9._=,+-]")
+_SAFE = re.compile(r"[^A-Za-z0-9._=,+-]+")
 _LATENCY_COLUMNS = ("ttft_s", "tpot_s", "e2e_s")
 _PERCENTILES = ("p50", "p99")
 _RESERVED_COLUMNS = ("seed", "run_dir")

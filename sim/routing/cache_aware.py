@@ -1,8 +1,10 @@
 """Send a request where its prefix is cached, unless that replica is too loaded.
 
 The router's approximate prefix index and stale load view are in `prefix_index.py`. The replica
-with the longest believed match wins (ties: the less loaded); if it carries more than
-`imbalance_ratio` x the mean outstanding tokens, or nothing matches, the least loaded wins.
+with the longest believed match wins (ties: the less loaded), provided the match covers at least
+`min_match_ratio` of the prompt's blocks and that replica carries at most `imbalance_ratio` x
+the mean outstanding tokens; otherwise the least loaded wins (the rule of SGLang's cache-aware
+router: a short match, such as a prefix every request shares, is not worth a queue).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sim.request import Request
 from sim.routing.base import PoolView, RoutingPolicy
 from sim.routing.prefix_index import LoadSnapshot, PrefixIndex
 from sim.units import Seconds
+from sim.workload.chains import runs_blocks
 
 
 class CacheAwareConfig(StrictModel):
@@ -24,6 +27,9 @@ class CacheAwareConfig(StrictModel):
     staleness_s: Seconds = Field(1.0, ge=0, description="Age of the router's load view at most, s")
     imbalance_ratio: float = Field(
         1.5, ge=1.0, description="Leave the best match when its load passes this x the mean load"
+    )
+    min_match_ratio: float = Field(
+        0.5, ge=0, le=1, description="Follow a match only if it covers this share of the prompt"
     )
 
 
@@ -35,6 +41,7 @@ class CacheAwarePolicy(RoutingPolicy):
         super().__init__(config, pool, rng)
         assert isinstance(config, CacheAwareConfig)
         self.ratio = config.imbalance_ratio
+        self.min_match = config.min_match_ratio
         self.index = PrefixIndex(self.replicas, pool.kv_capacity_blocks)
         self.snapshot = LoadSnapshot(pool, config.staleness_s)
 
@@ -44,11 +51,14 @@ class CacheAwarePolicy(RoutingPolicy):
         tokens = snapshot.tokens
         least = tokens.index(min(tokens))
         runs = request.block_runs
-        if not runs:
-            return least
-        depth = self.index.matches(runs)
-        best = max(range(self.replicas), key=lambda r: (depth[r], -tokens[r]))
-        mean = sum(tokens) / self.replicas
-        choice = best if depth[best] and tokens[best] <= self.ratio * mean else least
-        self.index.routed(choice, runs)
+        choice = least
+        if runs:
+            depth = self.index.matches(runs)
+            best = max(range(self.replicas), key=lambda r: (depth[r], -tokens[r]))
+            mean = sum(tokens) / self.replicas
+            long_enough = depth[best] > 0 and depth[best] >= self.min_match * runs_blocks(runs)
+            if long_enough and tokens[best] <= self.ratio * mean:
+                choice = best
+            self.index.routed(choice, runs)
+        snapshot.routed(choice, request)
         return choice

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from sim.request import Request
 from sim.routing.base import PoolView
 from sim.workload.chains import Runs
 
@@ -70,6 +71,11 @@ class LoadSnapshot:
         self.tokens: list[int] = []
         self.requests: list[int] = []
         self.kv_use: list[float] = []
+
+    def routed(self, replica: int, request: Request) -> None:
+        """Between polls the router still knows what it sent itself."""
+        self.tokens[replica] += request.prompt_tokens + request.output_tokens
+        self.requests[replica] += 1
 
     def refresh(self, now_s: float) -> None:
         if now_s - self.taken_s < self.staleness_s and self.tokens:

@@ -60,4 +60,5 @@ class WeightedScorerPolicy(RoutingPolicy):
         choice = scores.index(max(scores))
         if runs:
             self.index.routed(choice, runs)
+        snapshot.routed(choice, request)
         return choice
