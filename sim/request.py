@@ -46,10 +46,12 @@ class Request:
         "prompt_tokens",
         "replica",
         "request_id",
+        "session_id",
         "shared_blocks",
         "status",
         "tier",
         "traffic",
+        "turn",
     )
 
     def __init__(
@@ -76,6 +78,8 @@ class Request:
         self.block_runs = block_runs  # the prompt's block chain (None: nothing to share)
         self.attempt = attempt
         self.affinity_key: str | None = None  # x-session-affinity header or `user` field
+        self.session_id = -1  # -1: not part of a session
+        self.turn = 0  # 1, 2, ... within a session
         self.client: Callable[[Request], None] | None = None  # told when the attempt ends
         self.pool = ""
         self.replica = -1

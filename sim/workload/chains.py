@@ -30,8 +30,8 @@ def system_owner(source: str, variant: int) -> int:
     return (SYSTEM << 60) | (source_uid(source) << 16) | variant
 
 
-def session_owner(session: int) -> int:
-    return (SESSION << 60) | session
+def session_owner(source: str, session: int) -> int:
+    return (SESSION << 60) | (source_uid(source) << 36) | session
 
 
 def trace_owner(source: str, trace_block: int) -> int:

@@ -65,12 +65,13 @@ class _Buffer:
 
 
 class _Session:
-    __slots__ = ("context_tokens", "key", "system_run", "turns_left", "uid", "user")
+    __slots__ = ("context_tokens", "key", "system_run", "turns", "turns_left", "uid", "user")
 
     def __init__(self, uid: int, user: int, turns: int, system_run: Runs, system_tokens: int):
         self.uid = uid
         self.user = user
         self.turns_left = turns
+        self.turns = 0  # sent so far
         self.system_run = system_run  # the shared system prompt's full blocks
         self.context_tokens = system_tokens
         self.key = f"s{uid}"
@@ -178,7 +179,8 @@ class SessionSource:
         # message, and the answer, which is cached once the request finishes).
         first = session.system_run[0][2] if session.system_run else 0
         full = (prompt + output) // self.block_size
-        own = ((session_owner(session.uid), first, full),) if full > first else ()
+        owner = session_owner(self.traffic.name, session.uid)
+        own = ((owner, first, full),) if full > first else ()
         runs = (*session.system_run, *own)
         traffic = self.traffic
         request = Request(
@@ -192,6 +194,9 @@ class SessionSource:
             output,
             runs,
         )
+        session.turns += 1
+        request.session_id = session.uid
+        request.turn = session.turns
         if self._affinity == "session":
             request.affinity_key = session.key
         elif self._affinity == "user":

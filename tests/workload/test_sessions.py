@@ -1,0 +1,109 @@
+"""Closed-loop sessions: turns grow by the history, wait for the answer plus a think time,
+share system prompts, and stick to one replica under affinity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from sim.engine import simulate
+from sim.scenario import Scenario
+
+
+def _scenario(
+    routing: dict | None = None, think: dict | None = None, **session: object
+) -> Scenario:
+    return Scenario.model_validate(
+        {
+            "name": "sessions",
+            "seed": 3,
+            "duration_s": 300,
+            "models": {
+                "m": {
+                    "architecture": "llama-3.1-8b",
+                    "pools": {"p": {"replicas": 4}},
+                    "routing": routing or {"policy": "affinity", "bounded_load": 100},
+                }
+            },
+            "accounts": [{"name": "a", "users": 10}],
+            "traffic": [
+                {
+                    "name": "chat",
+                    "account": "a",
+                    "model": "m",
+                    "arrivals": {"process": "poisson", "rate_per_s": 0.5},
+                    "sessions": {
+                        "turns": {"dist": "constant", "value": 5},
+                        "think_time_s": think or {"dist": "constant", "value_s": 2.0},
+                        "system_prompt_tokens": {"dist": "constant", "value": 320},
+                        **session,
+                    },
+                    "prompt_tokens": {"dist": "constant", "value": 40},
+                    "output_tokens": {"dist": "constant", "value": 30},
+                }
+            ],
+        }
+    )
+
+
+def _turns(table: pa.Table) -> dict[int, list[dict]]:
+    sessions: dict[int, list[dict]] = {}
+    for row in table.sort_by("arrival_s").to_pylist():
+        sessions.setdefault(row["session_id"], []).append(row)
+    return sessions
+
+
+def test_each_turn_resends_the_history_after_the_answer_and_a_think_time() -> None:
+    sessions = _turns(simulate(_scenario()).requests)
+    complete = [turns for turns in sessions.values() if len(turns) == 5]
+    assert len(complete) > 50
+    for turns in complete:
+        assert [t["turn"] for t in turns] == [1, 2, 3, 4, 5]
+        # system prompt 320 + (message 40 + answer 30) per earlier turn + the new message 40
+        assert [t["prompt_tokens"] for t in turns] == [360 + 70 * k for k in range(5)]
+        for before, after in zip(turns, turns[1:], strict=False):
+            assert after["arrival_s"] == pytest.approx(before["finished_s"] + 2.0)
+
+
+def test_affinity_keeps_sessions_on_one_replica_and_reuses_their_history() -> None:
+    requests = simulate(_scenario()).requests  # bound so loose that nothing spills
+    for turns in _turns(requests).values():
+        assert len({t["replica"] for t in turns}) == 1
+    # With the default bound (1.25 x the mean), light and uneven load spills a few turns.
+    bounded = _turns(simulate(_scenario({"policy": "affinity"})).requests)
+    kept = sum(len({t["replica"] for t in turns}) == 1 for turns in bounded.values())
+    assert kept >= 0.7 * len(bounded)
+    cached = requests["cached_tokens"].to_numpy()
+    turn = requests["turn"].to_numpy()
+    prompt = requests["prompt_tokens"].to_numpy()
+    # Later turns reuse all full blocks of the previous prompt and answer (16-token blocks).
+    later = turn > 1
+    previous_context = prompt[later] - 40
+    assert (cached[later] == (previous_context // 16) * 16).all()
+    # First turns reuse at most the shared system prompt (20 full blocks).
+    assert cached[~later].max() <= 320
+
+
+def test_system_prompts_follow_zipf_popularity() -> None:
+    scenario = _scenario(
+        system_prompts=5,
+        system_prompt_choice="zipf",
+        system_prompt_tokens={"dist": "uniform", "low": 200, "high": 2000},
+    )
+    requests = simulate(scenario).requests
+    first = requests.filter(pa.compute.equal(requests["turn"], 1))
+    # Variants have different lengths: the prompt length of a first turn tells the variant.
+    lengths, counts = np.unique(first["prompt_tokens"].to_numpy(), return_counts=True)
+    assert len(lengths) <= 5
+    assert counts.max() > 2 * counts.min()
+
+
+def test_think_times_are_drawn_from_their_distribution() -> None:
+    scenario = _scenario(think={"dist": "exponential", "mean_s": 4.0})
+    gaps = []
+    for turns in _turns(simulate(scenario).requests).values():
+        gaps += [b["arrival_s"] - a["finished_s"] for a, b in zip(turns, turns[1:], strict=False)]
+    gaps_array = np.array(gaps)
+    # Mean of n exponential draws: 4 s within 4 standard errors.
+    assert abs(gaps_array.mean() - 4.0) < 4 * 4.0 / np.sqrt(len(gaps_array))
