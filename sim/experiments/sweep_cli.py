@@ -50,7 +50,9 @@ def sweep_command(
     ] = None,
     scheduler: Annotated[
         str | None,
-        typer.Option(help="Run on a Dask cluster at tcp://host:port (pip install capsim\\[cluster])"),
+        typer.Option(
+            help="Run on a Dask cluster at tcp://host:port (pip install capsim\\[cluster])"
+        ),
     ] = None,
     plots: Annotated[bool, typer.Option("--plots", help="Write each run's PNG plots")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table")] = False,

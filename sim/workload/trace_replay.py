@@ -43,8 +43,8 @@ class TraceSource:
         self.trace = trace
         self.count = count
         rng = stream(seed, "traffic", traffic.name, "tier")
-        tiers = list(traffic.tier_mix)
-        shares = np.array([traffic.tier_mix[t] for t in tiers])
+        tiers: list[str] = list(traffic.tier_mix)
+        shares = np.array(list(traffic.tier_mix.values()))
         if tier_override:
             tiers, picks = [tier_override], np.zeros(count, dtype=int)
         else:

@@ -68,7 +68,7 @@ def _percentiles(values: np.ndarray) -> dict[str, float]:
 
 
 def trace_stats_command(path: Path, fmt: str | None, block_size: int | None) -> dict[str, Any]:
-    config = TraceConfig(path=str(path), format=fmt or guess_format(path))  # type: ignore[arg-type]
+    config = TraceConfig.model_validate({"path": str(path), "format": fmt or guess_format(path)})
     return trace_stats(load_trace(path, config), block_size)
 
 
@@ -79,7 +79,8 @@ def format_trace_stats(stats: dict[str, Any]) -> str:
         + (f" ({stats['skipped_lines']:,} bad lines skipped)" if stats["skipped_lines"] else ""),
         f"span                 {stats['span_s']:,.1f} s",
         f"rate                 {stats['rate_per_s'] or 0:,.3f} requests/s",
-        f"burstiness           {stats['interarrival_cv'] or 0:.2f} (CV of inter-arrival times; 1 = Poisson)",
+        f"burstiness           {stats['interarrival_cv'] or 0:.2f} "
+        "(CV of inter-arrival times; 1 = Poisson)",
         "",
         f"{'tokens':<20} {'mean':>9} {'p50':>9} {'p90':>9} {'p99':>9} {'max':>9}",
     ]

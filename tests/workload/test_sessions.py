@@ -3,6 +3,8 @@ share system prompts, and stick to one replica under affinity."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -62,7 +64,7 @@ def test_each_turn_resends_the_history_after_the_answer_and_a_think_time() -> No
         assert [t["turn"] for t in turns] == [1, 2, 3, 4, 5]
         # system prompt 320 + (message 40 + answer 30) per earlier turn + the new message 40
         assert [t["prompt_tokens"] for t in turns] == [360 + 70 * k for k in range(5)]
-        for before, after in zip(turns, turns[1:], strict=False):
+        for before, after in itertools.pairwise(turns):
             assert after["arrival_s"] == pytest.approx(before["finished_s"] + 2.0)
 
 
@@ -103,7 +105,7 @@ def test_think_times_are_drawn_from_their_distribution() -> None:
     scenario = _scenario(think={"dist": "exponential", "mean_s": 4.0})
     gaps = []
     for turns in _turns(simulate(scenario).requests).values():
-        gaps += [b["arrival_s"] - a["finished_s"] for a, b in zip(turns, turns[1:], strict=False)]
+        gaps += [b["arrival_s"] - a["finished_s"] for a, b in itertools.pairwise(turns)]
     gaps_array = np.array(gaps)
     # Mean of n exponential draws: 4 s within 4 standard errors.
     assert abs(gaps_array.mean() - 4.0) < 4 * 4.0 / np.sqrt(len(gaps_array))
