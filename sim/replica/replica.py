@@ -138,14 +138,16 @@ class Replica:
 
     # ----------------------------------------------------------------------------- planning
     def _plan(self) -> None:
-        block_size = self.block_size
         step = self.step
-        need = self.boundary_phase[step % block_size] if self.decoding else 0
+        decoding = self.decoding
+        need = self.boundary_phase[step % self.block_size] if decoding else 0
         free_blocks = self.kv.available()
-        while need > free_blocks:
-            need -= self._preempt(next(reversed(self.running)))
-            free_blocks = self.kv.available()
-        budget = self.max_batched_tokens - self.decoding
+        if need > free_blocks:
+            while need > free_blocks:
+                need -= self._preempt(next(reversed(self.running)))
+                free_blocks = self.kv.available()
+            decoding = self.decoding
+        budget = self.max_batched_tokens - decoding
         chunks: list[tuple[Request, int]] = []
         shapes: list[tuple[int, int]] = []  # (chunk tokens, context before) for the perf model
         for request in self.prefilling:
@@ -159,11 +161,12 @@ class Replica:
             budget -= chunk
         if self.waiting and budget > 0:
             budget = self._admit(chunks, shapes, budget, free_blocks - need)
-        self.chunks = chunks
         if chunks:
+            self.chunks = chunks
             self.stretch_steps = 0
-            duration_s = self.perf.iteration_time_s(self.decoding, self._context_now(), shapes)
-        elif self.decoding:
+            context = self.context_sum + decoding * (step - self.context_step)
+            duration_s = self.perf.iteration_time_s(decoding, context, shapes)
+        elif decoding:
             heap = self.finish_heap
             while heap[0][2] != heap[0][3].epoch:
                 heapq.heappop(heap)  # preempted since it was pushed
@@ -173,16 +176,18 @@ class Replica:
             elif steps > 1:
                 steps = self._steps_fitting(steps)
             self.stretch_steps = steps
-            self.stretch_context0 = self._context_now()
+            self.stretch_context0 = self.context_sum + decoding * (step - self.context_step)
             duration_s = stretch_time_s(
-                self.perf.decode_lines(self.decoding), self.stretch_context0, self.decoding, steps
+                self.perf.decode_lines(decoding), self.stretch_context0, decoding, steps
             )
         else:
             self.busy = False
             return
         self.busy = True
         self.iteration_start_s = self.env.now
-        self._schedule(duration_s)
+        self.version += 1
+        event = self.env.timeout(duration_s, self.version)
+        event.callbacks.append(self._iteration_end)
 
     def _admit(
         self,
@@ -268,13 +273,14 @@ class Replica:
             self._advance_decodes(self.stretch_steps, now)
         else:
             self._advance_decodes(1, now)
+            block_size = self.block_size
             for request, chunk in self.chunks:
-                request.prefill_done += chunk
+                done = request.prefill_done = request.prefill_done + chunk
                 if request.block_runs is not None:
-                    self.kv.publish(request, request.prefill_done // self.block_size)
-                if request.prefill_done == request.prefill_target:
+                    self.kv.publish(request, done // block_size)
+                if done == request.prefill_target:
                     self._prefill_complete(request, now)
-        self.chunks = []
+            self.chunks = []
         self._plan()
 
     def _advance_decodes(self, steps: int, now: float) -> None:
@@ -285,9 +291,9 @@ class Replica:
                 blocks = self._blocks_needed(steps)
             if blocks:
                 self.kv.allocate(blocks)
-        self.step += steps
+        step = self.step = self.step + steps
         heap = self.finish_heap
-        while heap and heap[0][0] <= self.step:
+        while heap and heap[0][0] <= step:
             _, _, epoch, request = heapq.heappop(heap)
             if epoch == request.epoch:
                 self._release(request, self._leave_decode(request))
