@@ -109,3 +109,22 @@ def test_think_times_are_drawn_from_their_distribution() -> None:
     gaps_array = np.array(gaps)
     # Mean of n exponential draws: 4 s within 4 standard errors.
     assert abs(gaps_array.mean() - 4.0) < 4 * 4.0 / np.sqrt(len(gaps_array))
+
+
+def test_an_agent_shape_grows_long_contexts_that_stay_cached() -> None:
+    scenario = _scenario(
+        think={"dist": "constant", "value_s": 0.3},
+        turns={"dist": "constant", "value": 30},
+        system_prompt_tokens={"dist": "constant", "value": 4000},
+        max_context_tokens=60_000,
+    )
+    data = scenario.model_dump(by_alias=True)
+    data["traffic"][0]["prompt_tokens"] = {"dist": "constant", "value": 1500}
+    data["traffic"][0]["arrivals"]["rate_per_s"] = 0.05
+    agent = Scenario.model_validate(data)
+    requests = simulate(agent).requests
+    prompt = requests["prompt_tokens"].to_numpy()
+    assert prompt.max() > 40_000 and prompt.max() <= 60_000  # long, bounded by the context cap
+    later = requests["turn"].to_numpy() > 1
+    hit = requests["cached_tokens"].to_numpy()[later].sum() / prompt[later].sum()
+    assert hit > 0.9
