@@ -174,20 +174,29 @@ def perf(
     ] = 2048,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts")] = False,
     plot: Annotated[
-        Path | None, typer.Option(help="Write a PNG of generated tokens/s against batch size")
+        Path | None,
+        typer.Option(
+            help="PNG of generated tokens/s against batch size "
+            "(default results/perf/MODEL-GPU-tpN.png; none with --json unless given)"
+        ),
     ] = None,
+    no_plot: Annotated[bool, typer.Option("--no-plot", help="Skip the plot")] = False,
 ) -> None:
     """What the performance model predicts: prefill and decode times, KV capacity, max batch."""
     from sim.perf.table import format_perf_table, max_batch, perf_report, plot_perf
 
     report = perf_report(gpu, model, tp, context)
+    title = f"{model} on {tp} x {gpu}"
     if as_json:
         print(json.dumps(report, indent=2))
     else:
-        print(format_perf_table(report, title=f"{model} on {tp} x {gpu}"))
+        print(format_perf_table(report, title=title))
         print(f"max batch at {context:,} tokens of context each: {max_batch(report, context):,}")
-    if plot is not None:
-        plot_perf(report, plot, title=f"{model} on {tp} x {gpu}")
+    if plot is None and not as_json:
+        plot = Path("results") / "perf" / f"{model}-{gpu}-tp{tp}.png"
+    if plot is not None and not no_plot:
+        plot.parent.mkdir(parents=True, exist_ok=True)
+        plot_perf(report, plot, title=title)
         if not as_json:
             print(f"plot: {plot}")
 
