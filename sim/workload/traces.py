@@ -1,17 +1,20 @@
 """Request traces read from files: Mooncake JSONL, Azure LLM inference CSV, plain CSV.
 
 A trace is arrival times plus prompt and output lengths, and for Mooncake the ids of the
-prompt's 512-token blocks (each id names the whole prefix up to its block). Bad lines raise an
-InputError naming the file, the line and the field, or are skipped and counted
-(`on_bad_line: skip`).
+prompt's 512-token blocks (each id names the whole prefix up to the end of its block: DESIGN.md,
+"Prompts as block chains"). Bad lines raise an InputError naming the file, the line and the
+field, or are skipped and counted (`on_bad_line: skip`).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
+from itertools import chain
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,12 +26,16 @@ from sim.errors import InputError
 from sim.units import Seconds
 
 MOONCAKE_BLOCK_TOKENS = 512  # Mooncake's hash_ids cover 512 prompt tokens each
+_INT64 = np.iinfo(np.int64)
+_EPOCH = datetime(1970, 1, 1)  # naive: Azure stamps have no zone, wall-clock differences count
 
 
 class TraceColumns(StrictModel):
     """Column names of a plain CSV trace."""
 
-    arrival_s: str = Field("arrival_s", description="Column of arrival times")
+    arrival_s: str = Field(
+        "arrival_s", description="Column of arrival times, in `time_unit` (s or ms)"
+    )
     prompt_tokens: str = Field("prompt_tokens", description="Column of prompt lengths, tokens")
     output_tokens: str = Field("output_tokens", description="Column of output lengths, tokens")
 
@@ -41,15 +48,25 @@ class TraceConfig(StrictModel):
         description="mooncake (JSONL with hash_ids), azure (LLM inference CSV), csv (named columns)"
     )
     time_scale: float = Field(
-        1.0, gt=0, description="Speed-up: arrival = trace offset / time_scale (2 = twice as fast)"
+        1.0,
+        gt=0,
+        description="Speed-up, applied after the window: arrival s = (trace s - first trace s "
+        "in the window) / time_scale (2 = twice as fast)",
     )
     start_s: Seconds = Field(
         0.0, ge=0, description="Window start, s of trace time from its first request"
     )
     end_s: Seconds | None = Field(
-        None, gt=0, description="Window end, s of trace time (null: the whole trace)"
+        None,
+        gt=0,
+        description="Window end (excluded), s of trace time from its first request "
+        "(null: the whole trace)",
     )
-    loop: bool = Field(False, description="Replay the window again and again until duration_s")
+    loop: bool = Field(
+        False,
+        description="Replay the window again and again until duration_s, every "
+        "span + mean inter-arrival gap s",
+    )
     on_bad_line: Literal["error", "skip"] = Field(
         "error", description="A malformed line stops the run (error) or is skipped and counted"
     )
@@ -69,10 +86,13 @@ class TraceConfig(StrictModel):
 
 @dataclass(frozen=True)
 class Trace:
+    """Requests in arrival order. `block_ids[i]` are request i's ids at `block_size` tokens per
+    block (ceil(prompt / block_size) of them); None when the format has no prefix information."""
+
     arrival_s: np.ndarray  # float64, non-decreasing, the first at 0
-    prompt_tokens: np.ndarray  # int64
-    output_tokens: np.ndarray  # int64
-    block_ids: list[list[int]] | None  # per request, the trace's own block ids (Mooncake)
+    prompt_tokens: np.ndarray  # int64, >= 1
+    output_tokens: np.ndarray  # int64, >= 1
+    block_ids: list[list[int]] | None
     block_size: int | None  # tokens per trace block
     path: str
     skipped_lines: int
@@ -85,47 +105,62 @@ class Trace:
         return float(self.arrival_s[-1] - self.arrival_s[0]) if len(self) else 0.0
 
     def repeated_until(self, duration_s: float) -> Trace:
-        """The trace tiled until `duration_s` (period: span + mean gap). A replay replays the
-        same content, so repeated requests keep their block ids (and hit the cache)."""
-        if len(self) == 0 or self.span_s <= 0:
-            return self
-        period = self.span_s + self.span_s / max(len(self) - 1, 1)
-        copies = int(np.ceil(duration_s / period))
-        if copies <= 1:
-            return self
-        offsets = np.repeat(np.arange(copies) * period, len(self))
+        """The requests arriving before `duration_s` when the trace is tiled with period
+        span + mean inter-arrival gap (so the gap across the seam is a typical one).
+
+        A replay replays the same content: repeated requests keep their block ids, so a copy
+        hits the prefix cache where the first pass left its blocks.
+        """
+        if self.span_s <= 0:
+            raise InputError(f"{self.path}: cannot loop a trace whose requests all arrive at once")
+        period_s = self.span_s * len(self) / (len(self) - 1)
+        copies = int(duration_s // period_s) + 1
+        arrival = (np.arange(copies)[:, None] * period_s + self.arrival_s).ravel()
+        count = int(np.searchsorted(arrival, duration_s, side="left"))
         return replace(
             self,
-            arrival_s=np.tile(self.arrival_s, copies) + offsets,
-            prompt_tokens=np.tile(self.prompt_tokens, copies),
-            output_tokens=np.tile(self.output_tokens, copies),
-            block_ids=None if self.block_ids is None else self.block_ids * copies,
+            arrival_s=arrival[:count],
+            prompt_tokens=np.tile(self.prompt_tokens, copies)[:count],
+            output_tokens=np.tile(self.output_tokens, copies)[:count],
+            block_ids=None if self.block_ids is None else (self.block_ids * copies)[:count],
         )
 
 
 def load_trace(path: Path, cfg: TraceConfig) -> Trace:
-    """Read, validate, sort (stably) by arrival, window and re-base to 0, scale time."""
+    """Read and validate, sort stably by arrival, keep the window [start_s, end_s) of seconds
+    since the first request, re-base to the first kept request, then divide by time_scale.
+
+    Mooncake block ids are renumbered (`renumbered_block_ids`): they carry identity only, and
+    small ids keep re-chunked ids within int64 and chains' id fields whatever the trace used
+    (sequence numbers, 64-bit hashes).
+    """
     try:
-        text = path.read_text()
-    except OSError as error:
-        raise InputError(f"{path}: cannot read the trace: {error.strerror}") from None
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such trace file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: cannot read the trace: {error}") from None
     reader = {"mooncake": _mooncake, "azure": _azure, "csv": _plain_csv}[cfg.format]
     rows, skipped = reader(text, path, cfg)
     if not rows:
         raise InputError(f"{path}: no requests in the trace")
-    times = np.array([r[0] for r in rows], dtype=float)
+    times = np.array([row[0] for row in rows], dtype=np.float64)
     order = np.argsort(times, kind="stable")
-    times = times[order] - times[order[0]]
-    keep = times >= cfg.start_s
+    offsets = times[order] - times[order[0]]
+    keep = offsets >= cfg.start_s
     if cfg.end_s is not None:
-        keep &= times < cfg.end_s
-    picked = order[keep]
-    if picked.size == 0:
-        raise InputError(f"{path}: no requests between start_s and end_s")
-    arrival = (times[keep] - times[keep][0]) / cfg.time_scale
-    blocks = [rows[i][3] for i in picked] if cfg.format == "mooncake" else None
+        keep &= offsets < cfg.end_s
+    if not keep.any():
+        raise InputError(
+            f"{path}: no requests in the window [{cfg.start_s:g}, {cfg.end_s or 'end'}) s; "
+            f"the trace spans {offsets[-1]:g} s"
+        )
+    picked = order[keep].tolist()
+    blocks = (
+        renumbered_block_ids([rows[i][3] for i in picked]) if cfg.format == "mooncake" else None
+    )
     return Trace(
-        arrival_s=arrival,
+        arrival_s=(offsets[keep] - offsets[keep][0]) / cfg.time_scale,
         prompt_tokens=np.array([rows[i][1] for i in picked], dtype=np.int64),
         output_tokens=np.array([rows[i][2] for i in picked], dtype=np.int64),
         block_ids=blocks,
@@ -135,7 +170,79 @@ def load_trace(path: Path, cfg: TraceConfig) -> Trace:
     )
 
 
-Row = tuple[float, int, int, Any]
+def rechunk_block_ids(
+    ids: Sequence[int], prompt_tokens: int, from_size: int, to_size: int
+) -> list[int]:
+    """One prompt's block ids at `to_size` tokens per block; the rule is `rechunk_prompts`'."""
+    pool_ids, _ = rechunk_prompts([ids], np.array([prompt_tokens]), from_size, to_size)
+    return pool_ids.tolist()
+
+
+def rechunk_prompts(
+    block_ids: Sequence[Sequence[int]], prompt_tokens: np.ndarray, from_size: int, to_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Prompts' block ids re-chunked from `from_size` to `to_size` tokens per block, keeping
+    prefix identity; returns (ids, index of the prompt of each id), prompt after prompt.
+
+    Only a prompt's full blocks get ids: prompt_tokens // to_size of them. New block j (tokens
+    [j*to_size, (j+1)*to_size)) is named by the trace block h holding its last token and its
+    position k among the new blocks whose last token lies in h: id = h * m + k, where
+    m = ceil(from_size / to_size) bounds k. Since h names the whole prefix up to its end, two
+    prompts share new block j exactly when they share the trace block of its last token, and
+    distinct (h, k) give distinct ids. Splitting (512 -> 16) gives trace block h the ids
+    32h..32h+31; merging (16 -> 512) names each new block by the last trace block in it
+    (id = h); other sizes (16 -> 24) follow the same rule.
+    """
+    if from_size < 1 or to_size < 1:
+        raise ValueError(f"block sizes must be >= 1, got {from_size} and {to_size}")
+    tokens = np.asarray(prompt_tokens, dtype=np.int64)
+    lengths = np.fromiter((len(ids) for ids in block_ids), dtype=np.int64, count=len(block_ids))
+    short = np.flatnonzero(lengths < -(-tokens // from_size))
+    if short.size:
+        raise ValueError(
+            f"prompt {short[0]} has {lengths[short[0]]} blocks of {from_size} tokens, "
+            f"too few for {tokens[short[0]]} tokens"
+        )
+    flat = np.fromiter(chain.from_iterable(block_ids), dtype=np.int64, count=int(lengths.sum()))
+    per_block = -(-from_size // to_size)
+    if flat.size and (flat.max() > _INT64.max // per_block - 1 or flat.min() < 0):
+        raise ValueError(f"block ids must be in [0, {_INT64.max // per_block - 1}]")
+    full = tokens // to_size
+    prompt = np.repeat(np.arange(full.size), full)
+    j = np.arange(prompt.size) - np.repeat(np.cumsum(full) - full, full)
+    trace_block = ((j + 1) * to_size - 1) // from_size
+    k = j - trace_block * from_size // to_size
+    h = flat[(np.cumsum(lengths) - lengths)[prompt] + trace_block]
+    return h * per_block + k, prompt
+
+
+def guess_format(path: Path) -> Literal["mooncake", "azure", "csv"]:
+    """.jsonl is Mooncake; a CSV whose header starts with TIMESTAMP is Azure; else plain CSV."""
+    if path.suffix == ".jsonl":
+        return "mooncake"
+    try:
+        with path.open(encoding="utf-8-sig") as handle:
+            header = handle.readline()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such trace file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: cannot read the trace: {error}") from None
+    return "azure" if header.startswith("TIMESTAMP") else "csv"
+
+
+def renumbered_block_ids(ids_per_request: Sequence[Sequence[int]]) -> list[list[int]]:
+    """Block ids renumbered 0, 1, ... in order of first appearance: the same sharing, small ids."""
+    lengths = [len(ids) for ids in ids_per_request]
+    flat = np.fromiter(chain.from_iterable(ids_per_request), dtype=np.int64, count=sum(lengths))
+    _, first, inverse = np.unique(flat, return_index=True, return_inverse=True)
+    rank = np.empty_like(first)
+    rank[np.argsort(first)] = np.arange(first.size)
+    renumbered = rank[inverse.ravel()].tolist()
+    ends = np.cumsum(lengths).tolist()
+    return [renumbered[end - n : end] for end, n in zip(ends, lengths, strict=True)]
+
+
+Row = tuple[float, int, int, Any]  # arrival s (trace clock), prompt, output, block ids or None
 
 
 class _BadLine(Exception):
@@ -143,30 +250,38 @@ class _BadLine(Exception):
         self.field, self.problem = field, problem
 
 
-def _count(value: Any, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise _BadLine(field, f"must be an integer >= 1, got {value!r}")
-    try:
+def _shown(value: Any) -> str:
+    return json.dumps(value) if value is None or isinstance(value, str | int | float) else "?"
+
+
+def _count(value: Any, field: str, text: bool) -> int:
+    """A count >= 1: a JSON integer, or (`text`, from CSV) its decimal digits."""
+    number = None
+    if text and isinstance(value, str) and value.strip().isdecimal():
         number = int(value)
-    except ValueError:
-        raise _BadLine(field, f"must be an integer >= 1, got {value!r}") from None
-    if number < 1:
-        raise _BadLine(field, f"must be an integer >= 1, got {value!r}")
+    elif not text and type(value) is int:
+        number = value
+    if number is None or number < 1:
+        raise _BadLine(field, f"must be an integer >= 1, got {_shown(value)}")
+    if number > _INT64.max:
+        raise _BadLine(field, f"too large: {number}")
     return number
 
 
-def _time(value: Any, field: str) -> float:
+def _time(value: Any, field: str, text: bool) -> float:
+    """A finite number: a JSON number, or (`text`, from CSV) its decimal form."""
+    plausible = isinstance(value, str) if text else type(value) in (int, float)
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise _BadLine(field, f"must be a number, got {value!r}") from None
-    if not np.isfinite(number) or number < 0:
-        raise _BadLine(field, f"must be a number >= 0, got {value!r}")
+        number = float(value) if plausible else math.nan
+    except (ValueError, OverflowError):
+        number = math.nan
+    if not math.isfinite(number):
+        raise _BadLine(field, f"must be a number, got {_shown(value)}")
     return number
 
 
 def _collect(
-    lines: list[tuple[int, Any]], parse: Any, path: Path, cfg: TraceConfig
+    lines: list[tuple[int, Any]], parse: Callable[[Any], Row], path: Path, cfg: TraceConfig
 ) -> tuple[list[Row], int]:
     rows: list[Row] = []
     skipped = 0
@@ -192,21 +307,27 @@ def _mooncake(text: str, path: Path, cfg: TraceConfig) -> tuple[list[Row], int]:
         for field in ("timestamp", "input_length", "output_length", "hash_ids"):
             if field not in record:
                 raise _BadLine(field, "is missing")
-        prompt = _count(record["input_length"], "input_length")
+        prompt = _count(record["input_length"], "input_length", text=False)
         ids = record["hash_ids"]
-        if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
-            raise _BadLine("hash_ids", "must be a list of integers")
+        if not isinstance(ids, list) or not all(
+            type(i) is int and _INT64.min <= i <= _INT64.max for i in ids
+        ):
+            raise _BadLine("hash_ids", "must be a list of 64-bit integers")
         needed = -(-prompt // MOONCAKE_BLOCK_TOKENS)
-        if len(ids) < needed:
-            raise _BadLine("hash_ids", f"has {len(ids)} ids, {needed} needed for {prompt} tokens")
+        if len(ids) != needed:
+            raise _BadLine(
+                "hash_ids",
+                f"has {len(ids)} ids, {prompt} tokens need {needed} (one per "
+                f"{MOONCAKE_BLOCK_TOKENS} tokens)",
+            )
         return (
-            _time(record["timestamp"], "timestamp") / 1000.0,
+            _time(record["timestamp"], "timestamp", text=False) / 1000.0,
             prompt,
-            _count(record["output_length"], "output_length"),
-            ids[:needed],
+            _count(record["output_length"], "output_length", text=False),
+            ids,
         )
 
-    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    lines = [(n, line) for n, line in enumerate(text.split("\n"), 1) if line.strip()]
     return _collect(lines, parse, path, cfg)
 
 
@@ -223,19 +344,21 @@ def _csv_lines(text: str, path: Path, needed: tuple[str, ...]) -> list[tuple[int
 
 def _azure(text: str, path: Path, cfg: TraceConfig) -> tuple[list[Row], int]:
     def parse(row: dict) -> Row:
-        stamp = row["TIMESTAMP"] or ""
-        whole, _, fraction = stamp.partition(".")
+        stamp = row["TIMESTAMP"]
+        whole, _, fraction = (stamp or "").partition(".")
         try:
-            seconds = datetime.fromisoformat(whole).timestamp()
+            moment = datetime.fromisoformat(whole)
         except ValueError:
-            raise _BadLine("TIMESTAMP", f"not a date and time: {stamp!r}") from None
-        if fraction and not fraction.isdigit():
-            raise _BadLine("TIMESTAMP", f"not a date and time: {stamp!r}")
-        seconds += float(f"0.{fraction}") if fraction else 0.0
+            moment = None
+        if moment is not None and moment.tzinfo is not None:
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+        seconds = None if moment is None else (moment - _EPOCH).total_seconds()
+        if seconds is None or (fraction and not fraction.isdecimal()):
+            raise _BadLine("TIMESTAMP", f"must be a date and time, got {_shown(stamp)}")
         return (
-            seconds,
-            _count(row["ContextTokens"], "ContextTokens"),
-            _count(row["GeneratedTokens"], "GeneratedTokens"),
+            seconds + (float(f"0.{fraction}") if fraction else 0.0),
+            _count(row["ContextTokens"], "ContextTokens", text=True),
+            _count(row["GeneratedTokens"], "GeneratedTokens", text=True),
             None,
         )
 
@@ -245,26 +368,15 @@ def _azure(text: str, path: Path, cfg: TraceConfig) -> tuple[list[Row], int]:
 
 def _plain_csv(text: str, path: Path, cfg: TraceConfig) -> tuple[list[Row], int]:
     names = cfg.columns
-    scale = 1000.0 if cfg.time_unit == "ms" else 1.0
+    unit_s = 1e-3 if cfg.time_unit == "ms" else 1.0
 
     def parse(row: dict) -> Row:
         return (
-            _time(row[names.arrival_s], names.arrival_s) / scale,
-            _count(row[names.prompt_tokens], names.prompt_tokens),
-            _count(row[names.output_tokens], names.output_tokens),
+            _time(row[names.arrival_s], names.arrival_s, text=True) * unit_s,
+            _count(row[names.prompt_tokens], names.prompt_tokens, text=True),
+            _count(row[names.output_tokens], names.output_tokens, text=True),
             None,
         )
 
     needed = (names.arrival_s, names.prompt_tokens, names.output_tokens)
     return _collect(_csv_lines(text, path, needed), parse, path, cfg)
-
-
-def guess_format(path: Path) -> Literal["mooncake", "azure", "csv"]:
-    if path.suffix == ".jsonl":
-        return "mooncake"
-    try:
-        with path.open() as handle:
-            header = handle.readline()
-    except OSError as error:
-        raise InputError(f"{path}: cannot read the trace: {error.strerror}") from None
-    return "azure" if header.startswith("TIMESTAMP") else "csv"
