@@ -93,7 +93,7 @@ class Replica:
         self.queues[TIER_RANK[request.tier]].append(request)
         self.waiting += 1
         if not self.busy:
-            self._plan()
+            self._plan(self.env.now)
         elif self.stretch_steps > 1 and self._admissible_head(request):
             self._cut_stretch()
 
@@ -137,7 +137,7 @@ class Replica:
             self._schedule(end_s - self.env.now)
 
     # ----------------------------------------------------------------------------- planning
-    def _plan(self) -> None:
+    def _plan(self, now: float) -> None:
         step = self.step
         decoding = self.decoding
         need = self.boundary_phase[step % self.block_size] if decoding else 0
@@ -160,7 +160,7 @@ class Replica:
             shapes.append((chunk, request.prefill_done))
             budget -= chunk
         if self.waiting and budget > 0:
-            budget = self._admit(chunks, shapes, budget, free_blocks - need)
+            budget = self._admit(chunks, shapes, budget, free_blocks - need, now)
         if chunks:
             self.chunks = chunks
             self.stretch_steps = 0
@@ -184,7 +184,7 @@ class Replica:
             self.busy = False
             return
         self.busy = True
-        self.iteration_start_s = self.env.now
+        self.iteration_start_s = now
         self.version += 1
         event = self.env.timeout(duration_s, self.version)
         event.callbacks.append(self._iteration_end)
@@ -195,10 +195,10 @@ class Replica:
         shapes: list[tuple[int, int]],
         budget: int,
         free_blocks: int,
+        now: float,
     ) -> int:
         """Admit waiting requests in tier order, FIFO within a tier, while slots, budget and
         blocks allow; the first that does not fit stops admission (no overtaking)."""
-        now = self.env.now
         block_size = self.block_size
         running = self.running
         for queue in self.queues:
@@ -281,7 +281,7 @@ class Replica:
                 if done == request.prefill_target:
                     self._prefill_complete(request, now)
             self.chunks = []
-        self._plan()
+        self._plan(now)
 
     def _advance_decodes(self, steps: int, now: float) -> None:
         if self.decoding:
