@@ -20,6 +20,7 @@ from sim.errors import InputError
 from sim.scenario import Scenario, cross_reference_errors
 
 Path_ = tuple[Any, ...]
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present
 
 
 def load_scenario(path: Path, overrides: Sequence[str] = ()) -> Scenario:
@@ -36,8 +37,12 @@ def load_scenario(path: Path, overrides: Sequence[str] = ()) -> Scenario:
 
 def parse_scenario(text: str, source: str, overrides: Sequence[str] = ()) -> Scenario:
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        loader = _SafeLoader(text)
+        try:
+            root = loader.get_single_node()  # one parse: nodes (for line numbers), then data
+            data = loader.construct_document(root) if root is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source

@@ -53,4 +53,7 @@ def write_run(
 def resolved_yaml(scenario: Scenario) -> str:
     data = scenario.model_dump(mode="json", by_alias=True)
     header = "# The scenario with every default filled in, as capsim ran it.\n"
-    return header + yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present
+    return header + yaml.dump(
+        data, Dumper=dumper, sort_keys=False, default_flow_style=None, width=100
+    )

@@ -1,4 +1,5 @@
-"""Summary statistics of a run: per model and tier, after warm-up (definitions: docs/metrics.md)."""
+"""Summary statistics of a run: per model and tier, per traffic source and per replica, after
+warm-up (definitions: docs/metrics.md)."""
 
 from __future__ import annotations
 
@@ -12,50 +13,76 @@ from sim.results.timeseries import POOL_LEVEL
 LATENCIES = ("ttft_s", "tpot_s", "e2e_s", "queue_s")
 CI_BATCHES = 10  # batch means by arrival time for the confidence interval of a mean
 T_975_9DOF = 2.262157162798205  # Student t 0.975 quantile, 9 degrees of freedom (scipy.stats.t)
+LABELS = ("model", "tier", "traffic", "pool")
 
 
 def summarize(
     requests: pa.Table, timeseries: pa.Table, warmup_s: float, duration_s: float
 ) -> dict[str, Any]:
     window_s = duration_s - warmup_s
-    cols = {name: requests[name].to_numpy(zero_copy_only=False) for name in requests.column_names}
-    measured = cols["arrival_s"] >= warmup_s
+    cols = _numbers(requests)
+    labels = {name: _labels(requests[name]) for name in LABELS}
+    measured = np.flatnonzero(cols["arrival_s"] >= warmup_s)
     models: dict[str, Any] = {}
-    for model in sorted(set(cols["model"][measured])):
-        in_model = measured & (cols["model"] == model)
+    for model, in_model in _split(labels["model"], measured).items():
         tiers = {
-            tier: _group(cols, in_model & (cols["tier"] == tier), window_s)
-            for tier in sorted(set(cols["tier"][in_model]))
+            tier: _group(cols, rows, window_s)
+            for tier, rows in _split(labels["tier"], in_model).items()
         }
         models[model] = {"all": _group(cols, in_model, window_s), "tiers": tiers}
     traffic = {
-        name: _group(cols, measured & (cols["traffic"] == name), window_s)
-        for name in sorted(set(cols["traffic"][measured]))
+        name: _group(cols, rows, window_s)
+        for name, rows in _split(labels["traffic"], measured).items()
     }
     return {
         "warmup_s": warmup_s,
         "duration_s": duration_s,
         "measured_window_s": window_s,
         "requests_total": int(requests.num_rows),
-        "requests_measured": int(measured.sum()),
+        "requests_measured": int(measured.size),
         "models": models,
         "traffic": traffic,
-        "pools": _pools(cols, measured, timeseries, warmup_s, duration_s),
+        "pools": _pools(cols, labels, measured, timeseries, warmup_s, duration_s),
     }
 
 
-def _group(cols: dict[str, np.ndarray], mask: np.ndarray, window_s: float) -> dict[str, Any]:
-    status = cols["status"][mask]
-    served = mask & (cols["status"] == 200)
+def _numbers(table: pa.Table) -> dict[str, np.ndarray]:
+    return {
+        name: table[name].to_numpy()
+        for name in table.column_names
+        if pa.types.is_integer(table[name].type) or pa.types.is_floating(table[name].type)
+    }
+
+
+def _labels(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
+    """A string column as integer codes and the names they stand for (fast to group on)."""
+    encoded = column.combine_chunks().dictionary_encode()
+    return encoded.indices.to_numpy(zero_copy_only=False), encoded.dictionary.to_pylist()
+
+
+def _split(labels: tuple[np.ndarray, list[str]], rows: np.ndarray) -> dict[str, np.ndarray]:
+    """`rows` grouped by label, names sorted, rows in their original order within a group."""
+    codes, names = labels
+    order = rows[np.argsort(codes[rows], kind="stable")]
+    present, starts = np.unique(codes[order], return_index=True)
+    groups = np.split(order, starts[1:])
+    return {
+        names[c]: g for c, g in sorted(zip(present, groups, strict=True), key=lambda x: names[x[0]])
+    }
+
+
+def _group(cols: dict[str, np.ndarray], rows: np.ndarray, window_s: float) -> dict[str, Any]:
+    status = cols["status"][rows]
+    served = rows[status == 200]
     codes, counts = np.unique(status, return_counts=True)
     prompt = int(cols["prompt_tokens"][served].sum())
     cached = int(cols["cached_tokens"][served].sum())
     completion = int(cols["completion_tokens"][served].sum())
     group: dict[str, Any] = {
-        "requests": int(mask.sum()),
+        "requests": int(rows.size),
         "by_status": {str(int(c)): int(n) for c, n in zip(codes, counts, strict=True)},
         "throughput": {
-            "requests_per_s": float(served.sum() / window_s),
+            "requests_per_s": float(served.size / window_s),
             "prompt_tokens_per_s": prompt / window_s,
             "completion_tokens_per_s": completion / window_s,
         },
@@ -63,7 +90,7 @@ def _group(cols: dict[str, np.ndarray], mask: np.ndarray, window_s: float) -> di
         "cached_tokens": cached,
         "cache_hit_ratio": cached / prompt if prompt else 0.0,
         "completion_tokens": completion,
-        "preemptions": int(cols["preemptions"][mask].sum()),
+        "preemptions": int(cols["preemptions"][rows].sum()),
     }
     arrival = cols["arrival_s"][served]
     for name in LATENCIES:
@@ -78,7 +105,7 @@ def latency_stats(values: np.ndarray, arrival_s: np.ndarray) -> dict[str, Any]:
     if values.size == 0:
         return {"count": 0}
     p50, p90, p99 = np.percentile(values, [50, 90, 99])
-    result = {
+    return {
         "count": int(values.size),
         "mean": float(values.mean()),
         "mean_ci95": mean_ci95(values[np.argsort(arrival_s, kind="stable")]),
@@ -87,11 +114,10 @@ def latency_stats(values: np.ndarray, arrival_s: np.ndarray) -> dict[str, Any]:
         "p99": float(p99),
         "max": float(values.max()),
     }
-    return result
 
 
 def mean_ci95(ordered: np.ndarray) -> list[float] | None:
-    """95% interval for the mean from `batches` consecutive batch means (Student t).
+    """95% interval for the mean from CI_BATCHES consecutive batch means (Student t).
 
     Consecutive requests are correlated; means of long batches are nearly independent.
     """
@@ -104,6 +130,7 @@ def mean_ci95(ordered: np.ndarray) -> list[float] | None:
 
 def _pools(
     req: dict[str, np.ndarray],
+    labels: dict[str, tuple[np.ndarray, list[str]]],
     measured_requests: np.ndarray,
     timeseries: pa.Table,
     warmup_s: float,
@@ -111,48 +138,45 @@ def _pools(
 ) -> list[dict[str, Any]]:
     if timeseries.num_rows == 0:
         return []
-    cols = {
-        name: timeseries[name].to_numpy(zero_copy_only=False) for name in timeseries.column_names
-    }
-    pool_rows = cols["replica"] == POOL_LEVEL
-    measured = pool_rows & (cols["t_s"] > warmup_s) & (cols["t_s"] <= duration_s + 1e-9)
+    ts = _numbers(timeseries)
+    ts_model, ts_pool = (timeseries[n].to_numpy(zero_copy_only=False) for n in ("model", "pool"))
+    served = measured_requests[req["status"][measured_requests] == 200]
+    by_model = _split(labels["model"], served)
+    pool_rows = ts["replica"] == POOL_LEVEL
+    measured = pool_rows & (ts["t_s"] > warmup_s) & (ts["t_s"] <= duration_s + 1e-9)
     result = []
-    for model, pool in dict.fromkeys(
-        zip(cols["model"][pool_rows], cols["pool"][pool_rows], strict=True)
-    ):
-        mask = measured & (cols["model"] == model) & (cols["pool"] == pool)
-        replica_rows = (
-            (cols["replica"] != POOL_LEVEL) & (cols["model"] == model) & (cols["pool"] == pool)
+    for model, pool in dict.fromkeys(zip(ts_model[pool_rows], ts_pool[pool_rows], strict=True)):
+        mask = measured & (ts_model == model) & (ts_pool == pool)
+        replicas = sorted(
+            set(
+                ts["replica"][
+                    (ts["replica"] != POOL_LEVEL) & (ts_model == model) & (ts_pool == pool)
+                ]
+            )
         )
-        total = cols["kv_blocks_total"][mask]
-        used = cols["kv_blocks_used"][mask]
-        served = (
-            measured_requests
-            & (req["status"] == 200)
-            & (req["model"] == model)
-            & (req["pool"] == pool)
-        )
-        hit_by_replica = []
-        for replica in sorted(set(cols["replica"][replica_rows])):
-            on = served & (req["replica"] == replica)
-            prompt = int(req["prompt_tokens"][on].sum())
-            hit_by_replica.append(float(req["cached_tokens"][on].sum() / prompt) if prompt else 0.0)
+        in_pool = _split(labels["pool"], by_model.get(str(model), np.array([], dtype=np.int64)))
+        rows = in_pool.get(str(pool), np.array([], dtype=np.int64))
+        on_replica = [rows[req["replica"][rows] == r] for r in replicas]
+        total = ts["kv_blocks_total"][mask]
+        used = ts["kv_blocks_used"][mask]
         result.append(
             {
                 "model": str(model),
                 "pool": str(pool),
-                "replicas": len(set(cols["replica"][replica_rows])),
-                "utilisation": float(cols["busy_fraction"][mask].mean()) if mask.any() else 0.0,
+                "replicas": len(replicas),
+                "utilisation": float(ts["busy_fraction"][mask].mean()) if mask.any() else 0.0,
                 "kv_use_mean": float((used / total).mean())
                 if mask.any() and total.min() > 0
                 else 0.0,
-                "running_mean": float(cols["running"][mask].mean()) if mask.any() else 0.0,
-                "waiting_mean": float(cols["waiting"][mask].mean()) if mask.any() else 0.0,
-                "cache_hit_ratio_by_replica": hit_by_replica,
-                "requests_by_replica": [
-                    int((served & (req["replica"] == r)).sum())
-                    for r in sorted(set(cols["replica"][replica_rows]))
-                ],
+                "running_mean": float(ts["running"][mask].mean()) if mask.any() else 0.0,
+                "waiting_mean": float(ts["waiting"][mask].mean()) if mask.any() else 0.0,
+                "cache_hit_ratio_by_replica": [_hit_ratio(req, r) for r in on_replica],
+                "requests_by_replica": [int(r.size) for r in on_replica],
             }
         )
     return result
+
+
+def _hit_ratio(req: dict[str, np.ndarray], rows: np.ndarray) -> float:
+    prompt = int(req["prompt_tokens"][rows].sum())
+    return float(req["cached_tokens"][rows].sum() / prompt) if prompt else 0.0

@@ -144,15 +144,17 @@ ArrivalProcess = Annotated[
 def arrival_chunks(
     process: ArrivalProcess, rng: np.random.Generator, duration_s: float
 ) -> Iterator[np.ndarray]:
-    """Arrival times in [0, duration_s), ascending, in chunks of at most CHUNK."""
+    """Arrival times in [0, duration_s), ascending, in chunks of 64 first, then twice as many
+    each time up to CHUNK (a slow source among thousands holds little)."""
     last = 0.0
+    size = 64
     while True:
         if isinstance(process, ProfileArrivals):
-            unit = last + np.cumsum(rng.exponential(1.0, CHUNK))
+            unit = last + np.cumsum(rng.exponential(1.0, size))
             last = float(unit[-1])
             times = process.inverse_cumulative(unit)
         else:
-            times = last + np.cumsum(process.gaps_s(rng, CHUNK))
+            times = last + np.cumsum(process.gaps_s(rng, size))
             if isinstance(process, ConstantArrivals) and last == 0.0:
                 times -= times[0]  # evenly spaced from t = 0
             last = float(times[-1])
@@ -161,3 +163,4 @@ def arrival_chunks(
             yield inside
         if inside.size < times.size:
             return
+        size = min(size * 2, CHUNK)

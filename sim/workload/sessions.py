@@ -51,16 +51,19 @@ class SessionConfig(StrictModel):
 
 
 class _Buffer:
-    """Draws from one distribution in batches of 4096 (one numpy call per batch)."""
+    """Draws from one distribution in batches (one numpy call per batch), 16 values first and
+    twice as many each time up to 4096: thousands of small sources hold little."""
 
     def __init__(self, draw: Callable[[int], np.ndarray]) -> None:
         self._draw = draw
         self._values: list = []
+        self._batch = 16
 
     def next(self) -> float:
         if not self._values:
-            self._values = self._draw(4096).tolist()
+            self._values = self._draw(self._batch).tolist()
             self._values.reverse()
+            self._batch = min(self._batch * 2, 4096)
         return self._values.pop()
 
 
