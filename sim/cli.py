@@ -13,6 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from sim.errors import InputError
+from sim.experiments.sweep_cli import sweep_command
 
 app = typer.Typer(
     add_completion=False,
@@ -154,6 +155,9 @@ def validate(
             failed = True
     if failed:
         raise typer.Exit(2)
+
+
+app.command("sweep")(sweep_command)
 
 
 @app.command()

@@ -6,6 +6,7 @@ Unknown keys are errors with a did-you-mean where a valid key is close.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import types
 import typing
@@ -49,6 +50,8 @@ def parse_scenario(text: str, source: str, overrides: Sequence[str] = ()) -> Sce
         raise InputError(f"{where}: not valid YAML: {getattr(error, 'problem', error)}") from None
     if root is None or not isinstance(data, dict):
         raise InputError(f"{source}:1: a scenario is a mapping of fields (name, models, ...)")
+    if overrides:
+        data = copy.deepcopy(data)  # YAML aliases share nodes: an override edits one place
     for override in overrides:
         _apply_override(data, override)
     _resolve_trace_paths(data, source)

@@ -4,6 +4,7 @@ so a reader never sees half a run."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -29,6 +30,9 @@ def write_run(
     out_dir = out_dir.resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; a results folder is shared
     try:
         pq.write_table(requests, tmp / "requests.parquet")
         pq.write_table(timeseries, tmp / "timeseries.parquet")

@@ -22,7 +22,8 @@ def summarize(
     window_s = duration_s - warmup_s
     cols = _numbers(requests)
     labels = {name: _labels(requests[name]) for name in LABELS}
-    measured = np.flatnonzero(cols["arrival_s"] >= warmup_s)
+    arrival = cols["arrival_s"]
+    measured = np.flatnonzero((arrival >= warmup_s) & (arrival < duration_s))
     models: dict[str, Any] = {}
     for model, in_model in _split(labels["model"], measured).items():
         tiers = {
