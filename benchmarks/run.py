@@ -7,7 +7,7 @@ processes and reports against the targets. Exits non-zero only if a run fails, n
 
 Each workload is timed from outside as one process (interpreter start-up, loading, simulating and
 writing results included), its peak RSS read from the kernel's accounting of that child.
-Results go to benchmarks/results.json.
+Results go to benchmarks/results.json (--quick: benchmarks/results-quick.json).
 """
 
 from __future__ import annotations
@@ -233,7 +233,13 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, under a minute")
     parser.add_argument("--fleet-day-hours", type=float, default=1.0, help="simulated hours")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each workload (median)")
-    parser.add_argument("--results", type=Path, default=HERE / "results.json")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="where to write the figures (default results.json, or results-quick.json with "
+        "--quick, so a quick run never replaces the full run's figures)",
+    )
     args = parser.parse_args()
     requests = QUICK_REFERENCE_REQUESTS if args.quick else REFERENCE_REQUESTS
     hours = 5 / 60 if args.quick else args.fleet_day_hours
@@ -266,8 +272,9 @@ def main() -> int:
         notes.append("--quick: start-up weighs more at these sizes; the targets are for full runs")
     for note in notes:
         print(note)
-    write_results(args.results, runs, bare, notes, args.quick, hours)
-    print(f"results: {args.results}")
+    results = args.results or HERE / ("results-quick.json" if args.quick else "results.json")
+    write_results(results, runs, bare, notes, args.quick, hours)
+    print(f"results: {results}")
     return 0
 
 
