@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import simpy
 
+from sim.clock import Wakeup, call_later
 from sim.perf.base import BatchTimeModel
 from sim.replica.kvcache import KVCache
 from sim.replica.stretch import steps_done_by, stretch_time_s
@@ -186,8 +187,7 @@ class Replica:
         self.busy = True
         self.iteration_start_s = now
         self.version += 1
-        event = self.env.timeout(duration_s, self.version)
-        event.callbacks.append(self._iteration_end)
+        call_later(self.env, duration_s, self._iteration_end, self.version)
 
     def _admit(
         self,
@@ -255,12 +255,11 @@ class Replica:
 
     def _schedule(self, delay_s: float) -> None:
         self.version += 1
-        event = self.env.timeout(delay_s if delay_s > 0.0 else 0.0, self.version)
-        event.callbacks.append(self._iteration_end)
+        call_later(self.env, delay_s if delay_s > 0.0 else 0.0, self._iteration_end, self.version)
 
     # ----------------------------------------------------------------------------- applying
-    def _on_iteration_end(self, event: simpy.Event) -> None:
-        if event._value != self.version:  # simpy value, without the property checks
+    def _on_iteration_end(self, event: Wakeup) -> None:
+        if event._value != self.version:
             return  # superseded by a cut stretch
         now = self.env.now
         self.busy_s += now - self.iteration_start_s

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import simpy
 
+from sim.clock import Wakeup, call_later
 from sim.request import Request
 from sim.rng import stream
 from sim.scenario import Traffic
@@ -86,10 +87,9 @@ class OpenLoopSource:
             return
         if self._i == len(self._times) and not self._refill():
             return
-        event = self.env.timeout(self._times[self._i] - self.env.now)
-        event.callbacks.append(self._arrive)
+        call_later(self.env, self._times[self._i] - self.env.now, self._arrive)
 
-    def _arrive(self, event: simpy.Event) -> None:
+    def _arrive(self, event: Wakeup) -> None:
         i = self._i
         self._i = i + 1
         self._remaining -= 1

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import simpy
 
+from sim.clock import Wakeup, call_later
 from sim.request import Request
 from sim.rng import stream
 from sim.scenario import Traffic
@@ -66,10 +67,9 @@ class TraceSource:
 
     def _schedule_next(self) -> None:
         if self._i < self.count:
-            event = self.env.timeout(self._arrivals[self._i] - self.env.now)
-            event.callbacks.append(self._arrive)
+            call_later(self.env, self._arrivals[self._i] - self.env.now, self._arrive)
 
-    def _arrive(self, event: simpy.Event) -> None:
+    def _arrive(self, event: Wakeup) -> None:
         i = self._i
         self._i += 1
         self.sent += 1
