@@ -20,6 +20,7 @@ from sim.results.timeseries import TimeSeriesSampler
 from sim.scenario import Pool, Scenario, Traffic
 from sim.workload.open_loop import OpenLoopSource
 from sim.workload.sessions import SessionSource
+from sim.workload.source import SourceContext
 from sim.workload.trace_replay import TraceSource
 
 ProgressCallback = Callable[[float, float], None]  # (simulated seconds so far, total)
@@ -85,44 +86,21 @@ class Simulation:
     def _source(self, traffic: Traffic) -> OpenLoopSource | SessionSource | TraceSource:
         scenario = self.scenario
         model = scenario.models[traffic.model]
-        tier = "fast" if model.fast else None
-        users = next(a.users for a in scenario.accounts if a.name == traffic.account)
-        block_size = next(iter(model.pools.values())).block_size
-        if traffic.trace is not None:
-            return TraceSource(
-                self.env,
-                traffic,
-                tier,
-                users,
-                block_size,
-                scenario.seed,
-                scenario.duration_s,
-                self._next_id,
-                self.gateway.submit,
-            )
-        if traffic.sessions is not None:
-            return SessionSource(
-                self.env,
-                traffic,
-                traffic.sessions,
-                users,
-                tier,
-                block_size,
-                scenario.seed,
-                scenario.duration_s,
-                self._next_id,
-                self.gateway.submit,
-            )
-        return OpenLoopSource(
-            self.env,
-            traffic,
-            tier,
-            users,
-            scenario.seed,
-            scenario.duration_s,
-            self._next_id,
-            self.gateway.submit,
+        context = SourceContext(
+            env=self.env,
+            seed=scenario.seed,
+            duration_s=scenario.duration_s,
+            block_size=next(iter(model.pools.values())).block_size,
+            users=next(a.users for a in scenario.accounts if a.name == traffic.account),
+            tier_override="fast" if model.fast else None,
+            next_id=self._next_id,
+            submit=self.gateway.submit,
         )
+        if traffic.trace is not None:
+            return TraceSource(traffic, context)
+        if traffic.sessions is not None:
+            return SessionSource(traffic, context)
+        return OpenLoopSource(traffic, context)
 
     def _next_id(self) -> int:
         return next(self._ids)

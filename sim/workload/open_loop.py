@@ -6,57 +6,40 @@ changing one distribution leaves the others' draws as they were.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
-import simpy
 
 from sim.clock import Wakeup, call_later
 from sim.request import Request
-from sim.rng import stream
 from sim.scenario import Traffic
 from sim.workload.arrivals import arrival_chunks
+from sim.workload.source import SourceContext, TierDraw, user_key
 
 
 class OpenLoopSource:
-    def __init__(
-        self,
-        env: simpy.Environment,
-        traffic: Traffic,
-        tier_override: str | None,
-        users: int,
-        seed: int,
-        duration_s: float,
-        next_id: Callable[[], int],
-        submit: Callable[[Request], None],
-    ) -> None:
-        self.env = env
+    def __init__(self, traffic: Traffic, context: SourceContext) -> None:
+        self.env = context.env
         self.traffic = traffic
-        self._next_id = next_id
-        self._submit = submit
+        self._next_id = context.next_id
+        self._submit = context.submit
         assert traffic.arrivals is not None
         assert traffic.prompt_tokens is not None and traffic.output_tokens is not None
         self._prompt_tokens, self._output_tokens = traffic.prompt_tokens, traffic.output_tokens
-        name = traffic.name
         self._chunks: Iterator[np.ndarray] = arrival_chunks(
-            traffic.arrivals, stream(seed, "traffic", name, "arrivals"), duration_s
+            traffic.arrivals, context.rng(traffic, "arrivals"), context.duration_s
         )
-        self._prompt_rng = stream(seed, "traffic", name, "prompt_tokens")
-        self._output_rng = stream(seed, "traffic", name, "output_tokens")
-        self._tier_rng = stream(seed, "traffic", name, "tier")
-        self._user_rng = stream(seed, "traffic", name, "user")
-        self._users = users if traffic.affinity == "user" else 0
+        self._prompt_rng = context.rng(traffic, "prompt_tokens")
+        self._output_rng = context.rng(traffic, "output_tokens")
+        self._user_rng = context.rng(traffic, "user")
+        self._users = context.users if traffic.affinity == "user" else 0
         self._user_index: list[int] = []
-        self._tiers = [tier_override] if tier_override else list(traffic.tier_mix)
-        shares = (
-            np.array([traffic.tier_mix[t] for t in traffic.tier_mix]) if not tier_override else None
-        )
-        self._tier_shares = None if shares is None or len(shares) == 1 else shares / shares.sum()
+        self._tier_draw = TierDraw(traffic, context)
         self._remaining = traffic.max_requests if traffic.max_requests is not None else -1
         self._times: list[float] = []
         self._prompts: list[int] = []
         self._outputs: list[int] = []
-        self._tier_index: list[int] = []
+        self._tiers: list[str] = []
         self._i = 0
         self.sent = 0
 
@@ -73,12 +56,7 @@ class OpenLoopSource:
         self._outputs = self._output_tokens.sample(self._output_rng, n).tolist()
         if self._users:
             self._user_index = self._user_rng.integers(0, self._users, n).tolist()
-        if self._tier_shares is None:
-            self._tier_index = [0] * n
-        else:
-            self._tier_index = self._tier_rng.choice(
-                len(self._tier_shares), size=n, p=self._tier_shares
-            ).tolist()
+        self._tiers = self._tier_draw.draw(n).tolist()
         self._i = 0
         return True
 
@@ -100,12 +78,12 @@ class OpenLoopSource:
             traffic.name,
             traffic.account,
             traffic.model,
-            self._tiers[self._tier_index[i]],
+            self._tiers[i],
             self.env.now,
             self._prompts[i],
             self._outputs[i],
         )
         if self._users:
-            request.affinity_key = f"{traffic.account}/u{self._user_index[i]}"
+            request.affinity_key = user_key(traffic, self._user_index[i])
         self._schedule_next()
         self._submit(request)

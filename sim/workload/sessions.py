@@ -9,16 +9,16 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import simpy
 from pydantic import Field
 
+from sim.clock import Wakeup, call_later
 from sim.config_base import StrictModel
 from sim.request import Request
-from sim.rng import stream
 from sim.workload.arrivals import arrival_chunks
 from sim.workload.chains import Runs, session_owner, system_owner
 from sim.workload.distributions import ConstantLength, LengthDist
 from sim.workload.durations import ExponentialTime, TimeDist
+from sim.workload.source import SourceContext, TierDraw, user_key
 
 if TYPE_CHECKING:
     from sim.scenario import Traffic
@@ -81,32 +81,22 @@ class _Session:
 
 
 class SessionSource:
-    def __init__(
-        self,
-        env: simpy.Environment,
-        traffic: Traffic,
-        config: SessionConfig,
-        users: int,
-        tier_override: str | None,
-        block_size: int,
-        seed: int,
-        duration_s: float,
-        next_id: Callable[[], int],
-        submit: Callable[[Request], None],
-    ) -> None:
+    def __init__(self, traffic: Traffic, context: SourceContext) -> None:
         assert traffic.arrivals is not None and traffic.prompt_tokens is not None
-        assert traffic.output_tokens is not None
-        self.env = env
+        assert traffic.output_tokens is not None and traffic.sessions is not None
+        config = traffic.sessions
+        block_size = context.block_size
+        self.env = context.env
         self.traffic = traffic
         self.config = config
         self.block_size = block_size
-        self._next_id = next_id
-        self._submit = submit
+        self._next_id = context.next_id
+        self._submit = context.submit
         name = traffic.name
         self._starts: Iterator[np.ndarray] = arrival_chunks(
-            traffic.arrivals, stream(seed, "traffic", name, "arrivals"), duration_s
+            traffic.arrivals, context.rng(traffic, "arrivals"), context.duration_s
         )
-        rng = stream(seed, "traffic", name, "sessions")
+        rng = context.rng(traffic, "sessions")
         variant_tokens = config.system_prompt_tokens.sample(rng, config.system_prompts).tolist()
         self._system = [
             (
@@ -121,23 +111,15 @@ class SessionSource:
         )
         self._variant_p = weights / weights.sum()
         self._variant = _Buffer(lambda n: rng.choice(config.system_prompts, n, p=self._variant_p))
-        self._user = _Buffer(lambda n: rng.integers(0, users, n))
+        self._user = _Buffer(lambda n: rng.integers(0, context.users, n))
         self._turns = _Buffer(lambda n: config.turns.sample(rng, n))
-        msg_rng = stream(seed, "traffic", name, "prompt_tokens")
-        out_rng = stream(seed, "traffic", name, "output_tokens")
-        think_rng = stream(seed, "traffic", name, "think_time_s")
-        tier_rng = stream(seed, "traffic", name, "tier")
+        msg_rng = context.rng(traffic, "prompt_tokens")
+        out_rng = context.rng(traffic, "output_tokens")
+        think_rng = context.rng(traffic, "think_time_s")
         self._message = _Buffer(lambda n: traffic.prompt_tokens.sample(msg_rng, n))  # type: ignore[union-attr]
         self._output = _Buffer(lambda n: traffic.output_tokens.sample(out_rng, n))  # type: ignore[union-attr]
         self._think = _Buffer(lambda n: config.think_time_s.sample(think_rng, n))
-        tiers = list(traffic.tier_mix)
-        shares = np.array([traffic.tier_mix[t] for t in tiers])
-        self._tiers = [tier_override] if tier_override else tiers
-        self._tier = _Buffer(
-            (lambda n: np.zeros(n, dtype=int))
-            if tier_override or len(tiers) == 1
-            else (lambda n: tier_rng.choice(len(tiers), n, p=shares / shares.sum()))
-        )
+        self._tier = _Buffer(TierDraw(traffic, context).draw)
         self._affinity = traffic.affinity
         self._remaining = traffic.max_requests if traffic.max_requests is not None else -1
         self._times: list[float] = []
@@ -154,10 +136,9 @@ class SessionSource:
             if chunk is None:
                 return
             self._times, self._i = chunk.tolist(), 0
-        event = self.env.timeout(self._times[self._i] - self.env.now)
-        event.callbacks.append(self._start_session)
+        call_later(self.env, self._times[self._i] - self.env.now, self._start_session)
 
-    def _start_session(self, event: simpy.Event) -> None:
+    def _start_session(self, event: Wakeup) -> None:
         self._i += 1
         self._schedule_start()
         tokens, system_run = self._system[int(self._variant.next())]
@@ -191,7 +172,7 @@ class SessionSource:
             traffic.name,
             traffic.account,
             traffic.model,
-            self._tiers[int(self._tier.next())],
+            str(self._tier.next()),
             self.env.now,
             prompt,
             output,
@@ -203,7 +184,7 @@ class SessionSource:
         if self._affinity == "session":
             request.affinity_key = session.key
         elif self._affinity == "user":
-            request.affinity_key = f"{traffic.account}/u{session.user}"
+            request.affinity_key = user_key(traffic, session.user)
         request.client = lambda done: self._answered(session, done)
         self._submit(request)
 
@@ -211,5 +192,4 @@ class SessionSource:
         if request.status != 200 or session.turns_left <= 0:
             return
         session.context_tokens = request.prompt_tokens + request.output_tokens
-        event = self.env.timeout(self._think.next())
-        event.callbacks.append(lambda _: self._send_turn(session))
+        call_later(self.env, self._think.next(), lambda _: self._send_turn(session))

@@ -2,57 +2,37 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import simpy
 
 from sim.clock import Wakeup, call_later
 from sim.request import Request
-from sim.rng import stream
 from sim.scenario import Traffic
 from sim.workload.chains import trace_runs
+from sim.workload.source import SourceContext, TierDraw, user_key
 from sim.workload.traces import load_trace
 
 
 class TraceSource:
-    def __init__(
-        self,
-        env: simpy.Environment,
-        traffic: Traffic,
-        tier_override: str | None,
-        users: int,
-        block_size: int,
-        seed: int,
-        duration_s: float,
-        next_id: Callable[[], int],
-        submit: Callable[[Request], None],
-    ) -> None:
+    def __init__(self, traffic: Traffic, context: SourceContext) -> None:
         assert traffic.trace is not None
-        self.env = env
+        self.env = context.env
         self.traffic = traffic
-        self.block_size = block_size
-        self._next_id = next_id
-        self._submit = submit
+        self.block_size = context.block_size
+        self._next_id = context.next_id
+        self._submit = context.submit
         trace = load_trace(Path(traffic.trace.path), traffic.trace)
         if traffic.trace.loop:
-            trace = trace.repeated_until(duration_s)
-        count = int(np.searchsorted(trace.arrival_s, duration_s, side="left"))
+            trace = trace.repeated_until(context.duration_s)
+        count = int(np.searchsorted(trace.arrival_s, context.duration_s, side="left"))
         if traffic.max_requests is not None:
             count = min(count, traffic.max_requests)
         self.trace = trace
         self.count = count
-        rng = stream(seed, "traffic", traffic.name, "tier")
-        tiers: list[str] = list(traffic.tier_mix)
-        shares = np.array(list(traffic.tier_mix.values()))
-        if tier_override:
-            tiers, picks = [tier_override], np.zeros(count, dtype=int)
-        else:
-            picks = rng.choice(len(tiers), size=count, p=shares / shares.sum())
-        self._tiers = [tiers[i] for i in picks.tolist()]
+        self._tiers = TierDraw(traffic, context).draw(count).tolist()
         self._users = (
-            stream(seed, "traffic", traffic.name, "user").integers(0, users, count).tolist()
+            context.rng(traffic, "user").integers(0, context.users, count).tolist()
             if traffic.affinity == "user"
             else None
         )
@@ -95,6 +75,6 @@ class TraceSource:
             runs,
         )
         if self._users is not None:
-            request.affinity_key = f"{traffic.account}/u{self._users[i]}"
+            request.affinity_key = user_key(traffic, self._users[i])
         self._schedule_next()
         self._submit(request)

@@ -1,0 +1,54 @@
+"""What every traffic source shares: what the engine hands it, and how a request's tier and
+sticky-routing key are drawn."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import simpy
+
+from sim.request import Request
+from sim.rng import stream
+
+if TYPE_CHECKING:
+    from sim.scenario import Traffic
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    env: simpy.Environment
+    seed: int
+    duration_s: float  # arrivals stop here
+    block_size: int  # KV block of the model's pools: prompts are cut into blocks of this size
+    users: int  # end users of the source's account (values of the `user` field)
+    tier_override: str | None  # "fast" for a Fast model's traffic, else None (tier_mix)
+    next_id: Callable[[], int]
+    submit: Callable[[Request], None]
+
+    def rng(self, traffic: Traffic, purpose: str) -> np.random.Generator:
+        """The source's own stream for one purpose (arrivals, prompt_tokens, tier, ...)."""
+        return stream(self.seed, "traffic", traffic.name, purpose)
+
+
+class TierDraw:
+    """Tiers of a source's requests, in the shares of its tier_mix (or the Fast override)."""
+
+    def __init__(self, traffic: Traffic, context: SourceContext) -> None:
+        names = [context.tier_override] if context.tier_override else list(traffic.tier_mix)
+        shares = np.array([1.0] if context.tier_override else list(traffic.tier_mix.values()))
+        self._names = np.array(names, dtype=object)
+        self._shares = shares / shares.sum()
+        self._rng = context.rng(traffic, "tier")
+
+    def draw(self, n: int) -> np.ndarray:
+        if len(self._names) == 1:
+            return np.repeat(self._names, n)
+        return self._names[self._rng.choice(len(self._names), size=n, p=self._shares)]
+
+
+def user_key(traffic: Traffic, user: int) -> str:
+    """The `user` field a request of this account's end user `user` carries."""
+    return f"{traffic.account}/u{user}"
