@@ -14,6 +14,16 @@ import simpy
 from sim.replica.pool import ReplicaPool
 
 POOL_LEVEL = -1  # the `replica` value of a pool's aggregate row
+# A sample's values, in the order the sampler gathers them (token counts: during the interval).
+LEVELS = (
+    "running",
+    "waiting",
+    "kv_blocks_used",
+    "kv_blocks_total",
+    "busy_fraction",
+    "prompt_tokens",
+    "cached_tokens",
+)
 
 
 class TimeSeriesSampler:
@@ -25,21 +35,7 @@ class TimeSeriesSampler:
         self.period_s = period_s
         self.end_s = end_s
         self.columns: dict[str, list] = {
-            name: []
-            for name in (
-                "t_s",
-                "model",
-                "pool",
-                "replica",
-                "running",
-                "waiting",
-                "kv_blocks_used",
-                "kv_blocks_total",
-                "busy_fraction",
-                "prompt_tokens",
-                "cached_tokens",
-                "cache_hit_ratio",
-            )
+            name: [] for name in ("t_s", "model", "pool", "replica", *LEVELS, "cache_hit_ratio")
         }
         # Cumulative counters at the last sample: (busy seconds, prompt tokens, cached tokens).
         self._last = {
@@ -92,19 +88,7 @@ class TimeSeriesSampler:
         c["model"].append(pool.model_id)
         c["pool"].append(pool.name)
         c["replica"].append(replica)
-        for name, value in zip(
-            (
-                "running",
-                "waiting",
-                "kv_blocks_used",
-                "kv_blocks_total",
-                "busy_fraction",
-                "prompt_tokens",
-                "cached_tokens",
-            ),
-            row,
-            strict=True,
-        ):
+        for name, value in zip(LEVELS, row, strict=True):
             c[name].append(value)
         c["cache_hit_ratio"].append(row[6] / row[5] if row[5] else float("nan"))
 

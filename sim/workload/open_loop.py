@@ -11,7 +11,6 @@ from collections.abc import Iterator
 import numpy as np
 
 from sim.clock import Wakeup, call_later
-from sim.request import Request
 from sim.scenario import Traffic
 from sim.workload.arrivals import arrival_chunks
 from sim.workload.source import SourceContext, TierDraw, user_key
@@ -21,7 +20,7 @@ class OpenLoopSource:
     def __init__(self, traffic: Traffic, context: SourceContext) -> None:
         self.env = context.env
         self.traffic = traffic
-        self._next_id = context.next_id
+        self._context = context
         self._submit = context.submit
         assert traffic.arrivals is not None
         assert traffic.prompt_tokens is not None and traffic.output_tokens is not None
@@ -73,16 +72,7 @@ class OpenLoopSource:
         self._remaining -= 1
         self.sent += 1
         traffic = self.traffic
-        request = Request(
-            self._next_id(),
-            traffic.name,
-            traffic.account,
-            traffic.model,
-            self._tiers[i],
-            self.env.now,
-            self._prompts[i],
-            self._outputs[i],
-        )
+        request = self._context.request(traffic, self._tiers[i], self._prompts[i], self._outputs[i])
         if self._users:
             request.affinity_key = user_key(traffic, self._user_index[i])
         self._schedule_next()

@@ -90,7 +90,7 @@ class SessionSource:
         self.traffic = traffic
         self.config = config
         self.block_size = block_size
-        self._next_id = context.next_id
+        self._context = context
         self._submit = context.submit
         name = traffic.name
         self._starts: Iterator[np.ndarray] = arrival_chunks(
@@ -167,17 +167,7 @@ class SessionSource:
         own = ((owner, first, full),) if full > first else ()
         runs = (*session.system_run, *own)
         traffic = self.traffic
-        request = Request(
-            self._next_id(),
-            traffic.name,
-            traffic.account,
-            traffic.model,
-            str(self._tier.next()),
-            self.env.now,
-            prompt,
-            output,
-            runs,
-        )
+        request = self._context.request(traffic, str(self._tier.next()), prompt, output, runs)
         session.turns += 1
         request.session_id = session.uid
         request.turn = session.turns

@@ -12,6 +12,7 @@ import simpy
 
 from sim.request import Request
 from sim.rng import stream
+from sim.workload.chains import Runs
 
 if TYPE_CHECKING:
     from sim.scenario import Traffic
@@ -27,6 +28,27 @@ class SourceContext:
     tier_override: str | None  # "fast" for a Fast model's traffic, else None (tier_mix)
     next_id: Callable[[], int]
     submit: Callable[[Request], None]
+
+    def request(
+        self,
+        traffic: Traffic,
+        tier: str,
+        prompt_tokens: int,
+        output_tokens: int,
+        block_runs: Runs | None = None,
+    ) -> Request:
+        """A new request of `traffic`, arriving now."""
+        return Request(
+            self.next_id(),
+            traffic.name,
+            traffic.account,
+            traffic.model,
+            tier,
+            self.env.now,
+            prompt_tokens,
+            output_tokens,
+            block_runs,
+        )
 
     def rng(self, traffic: Traffic, purpose: str) -> np.random.Generator:
         """The source's own stream for one purpose (arrivals, prompt_tokens, tier, ...)."""

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 
 from sim.clock import Wakeup, call_later
-from sim.request import Request
 from sim.scenario import Traffic
 from sim.workload.chains import trace_runs
 from sim.workload.source import SourceContext, TierDraw, user_key
@@ -20,7 +19,7 @@ class TraceSource:
         self.env = context.env
         self.traffic = traffic
         self.block_size = context.block_size
-        self._next_id = context.next_id
+        self._context = context
         self._submit = context.submit
         trace = load_trace(Path(traffic.trace.path), traffic.trace)
         if traffic.trace.loop:
@@ -63,16 +62,8 @@ class TraceSource:
                 self._prompts[i],
                 self.block_size,
             )
-        request = Request(
-            self._next_id(),
-            traffic.name,
-            traffic.account,
-            traffic.model,
-            self._tiers[i],
-            self.env.now,
-            self._prompts[i],
-            self._outputs[i],
-            runs,
+        request = self._context.request(
+            traffic, self._tiers[i], self._prompts[i], self._outputs[i], runs
         )
         if self._users is not None:
             request.affinity_key = user_key(traffic, self._users[i])
