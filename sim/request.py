@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from sim.workload.chains import Runs
 
-TIERS = ("priority", "standard", "batch")  # admission order within a replica; Fast pools use "fast"
+# Admission order within a replica (Fast pools serve only "fast").
 TIER_RANK = {"priority": 0, "fast": 1, "standard": 1, "batch": 2}
 
 # `status` of an attempt still in flight when the run stopped draining (no HTTP answer yet).

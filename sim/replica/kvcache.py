@@ -55,7 +55,6 @@ class KVCache:
         "_owners",
         "cached_total",
         "capacity_blocks",
-        "evictions",
         "prefix_caching",
         "private_blocks",
         "unreferenced",
@@ -70,7 +69,6 @@ class KVCache:
         self._owners: dict[int, _Owner] = {}
         self._lru: OrderedDict[int, list] = OrderedDict()  # id -> [owner, lo, hi, id]
         self._next_record = 0
-        self.evictions = 0
 
     # ------------------------------------------------------------------------------- levels
     @property
@@ -96,7 +94,6 @@ class KVCache:
             self._evict(over)
 
     def _evict(self, blocks: int) -> None:
-        self.evictions += blocks
         self.unreferenced -= blocks
         self.cached_total -= blocks
         lru = self._lru

@@ -95,14 +95,18 @@ def kv_cache_over_time(ts: dict[str, np.ndarray], path: Path) -> Path:
         if not rows.any():
             continue
         t = ts["t_s"][rows]
-        share = ts["kv_blocks_used"][rows] / ts["kv_blocks_total"][rows]
+        total = ts["kv_blocks_total"][rows]
+        share = ts["kv_blocks_used"][rows] / total
+        cached = ts["kv_blocks_cached"][rows] / total
         times = np.unique(t)
         mean = np.array([share[t == x].mean() for x in times])
         peak = np.array([share[t == x].max() for x in times])
-        ax.plot(times, 100 * mean, label=f"{model}/{pool} mean of replicas")
-        ax.plot(times, 100 * peak, ":", label=f"{model}/{pool} fullest replica")
+        held = np.array([(share + cached)[t == x].mean() for x in times])
+        ax.plot(times, 100 * mean, label=f"{model}/{pool} running requests, mean of replicas")
+        ax.plot(times, 100 * peak, ":", label=f"{model}/{pool} running requests, fullest replica")
+        ax.plot(times, 100 * held, "--", label=f"{model}/{pool} running + prefix cache, mean")
     ax.set_xlabel("simulated time (s)")
-    ax.set_ylabel("KV-cache blocks in use (%)")
+    ax.set_ylabel("KV-cache blocks (% of capacity)")
     ax.set_ylim(0, 105)
     ax.grid(True, alpha=0.3)
     ax.legend()

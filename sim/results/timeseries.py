@@ -19,6 +19,7 @@ LEVELS = (
     "running",
     "waiting",
     "kv_blocks_used",
+    "kv_blocks_cached",
     "kv_blocks_total",
     "busy_fraction",
     "prompt_tokens",
@@ -57,20 +58,20 @@ class TimeSeriesSampler:
         now = self.env.now
         add = self._add
         for pool in self.pools:
-            totals = [0, 0, 0, 0, 0.0, 0, 0]
+            totals = [0, 0, 0, 0, 0, 0.0, 0, 0]
             for index, replica in enumerate(pool.replicas):
                 key = (pool.model_id, pool.name, index)
                 busy_s = replica.busy_s_at(now)
                 prompt, cached = replica.prompt_tokens_admitted, replica.cached_tokens_admitted
                 last_busy_s, last_prompt, last_cached = self._last[key]
                 self._last[key] = (busy_s, prompt, cached)
-                kv_used = replica.kv.used_blocks if replica.kv is not None else 0
-                kv_total = replica.kv.capacity_blocks if replica.kv is not None else 0
+                kv = replica.kv
                 row = [
                     len(replica.running),
                     replica.waiting,
-                    kv_used,
-                    kv_total,
+                    kv.used_blocks if kv is not None else 0,
+                    kv.cached_blocks if kv is not None else 0,
+                    kv.capacity_blocks if kv is not None else 0,
                     (busy_s - last_busy_s) / self.period_s,
                     prompt - last_prompt,
                     cached - last_cached,
@@ -78,7 +79,7 @@ class TimeSeriesSampler:
                 add(now, pool, index, row)
                 for i, value in enumerate(row):
                     totals[i] += value
-            totals[4] /= len(pool.replicas)
+            totals[5] /= len(pool.replicas)  # busy_fraction: the pool's is the mean
             add(now, pool, POOL_LEVEL, totals)
         self._schedule()
 
@@ -90,7 +91,8 @@ class TimeSeriesSampler:
         c["replica"].append(replica)
         for name, value in zip(LEVELS, row, strict=True):
             c[name].append(value)
-        c["cache_hit_ratio"].append(row[6] / row[5] if row[5] else float("nan"))
+        prompt, cached = row[-2], row[-1]
+        c["cache_hit_ratio"].append(cached / prompt if prompt else float("nan"))
 
     def table(self) -> pa.Table:
         types = {"t_s": pa.float64(), "model": pa.string(), "pool": pa.string()}
