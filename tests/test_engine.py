@@ -128,3 +128,24 @@ def test_adding_a_traffic_source_leaves_the_others_draws_unchanged() -> None:
         )
 
     assert drawn(simulate(base).requests) == drawn(simulate(bigger).requests)
+
+
+def test_fast_variant_has_its_own_pool_and_tier() -> None:
+    data = _random_scenario(9).model_dump(by_alias=True)
+    base = data["models"]["m"]
+    speculative = {"model": "roofline", "draft_tokens": 3, "acceptance_rate": 0.7}
+    pool = dict(base["pools"]["p"], replicas=1, perf=speculative)
+    turbo = {"architecture": base["architecture"], "fast": True, "pools": {"fast": pool}}
+    data["models"]["m-turbo"] = turbo
+    data["traffic"].append(dict(data["traffic"][0], name="fast", model="m-turbo"))
+    requests = simulate(Scenario.model_validate(data)).requests
+    tier = requests["tier"].to_numpy(zero_copy_only=False)
+    pool_name = requests["pool"].to_numpy(zero_copy_only=False)
+    model = requests["model"].to_numpy(zero_copy_only=False)
+    assert set(tier[model == "m-turbo"]) == {"fast"} and set(pool_name[model == "m-turbo"]) == {
+        "fast"
+    }
+    assert "fast" not in set(tier[model == "m"])
+    tpot = requests["tpot_s"].to_numpy()
+    # Speculative decoding (3 drafts, 70% acceptance) emits about 2.5 tokens per step.
+    assert np.nanmedian(tpot[model == "m-turbo"]) < np.nanmedian(tpot[model == "m"])
