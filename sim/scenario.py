@@ -251,7 +251,29 @@ def cross_reference_errors(scenario: Scenario) -> list[tuple[tuple[Any, ...], st
                         f"unknown gpu {pool.gpu!r}; {_one_of(gpu_names())}",
                     )
                 )
+            elif model.architecture in architecture_names() and not pool.slot_model:
+                problem = _memory_problem(model.architecture, pool)
+                if problem:
+                    errors.append(
+                        (("models", model_id, "pools", pool_name, "gpus_per_replica"), problem)
+                    )
     return errors
+
+
+def _memory_problem(architecture: str, pool: Pool) -> str | None:
+    """Why the model's weights (or its KV cache) do not fit on the pool's replica, if so."""
+    from sim.errors import InputError
+    from sim.perf.roofline import build_batch_time_model
+
+    if pool.kv_capacity_tokens is not None:
+        return None  # the user states the capacity
+    assert isinstance(pool.perf, RooflinePerf)
+    try:
+        model = build_batch_time_model(architecture, pool.gpu, pool.gpus_per_replica, pool.perf)
+        blocks = model.kv_capacity_tokens(pool.memory_utilization) // pool.block_size
+    except InputError as error:
+        return str(error)
+    return None if blocks > 0 else "no room for a single KV block after the weights"
 
 
 def _one_of(names: Any) -> str:

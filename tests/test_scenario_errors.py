@@ -129,3 +129,12 @@ def test_cli_exits_2_and_writes_nothing(
         assert "Traceback" not in done.stderr
     assert not out.exists()
     assert list(tmp_path.iterdir()) == [scenario]
+
+
+def test_a_model_that_does_not_fit_names_the_pool() -> None:
+    text = GOOD.replace("architecture: llama-3.1-8b", "architecture: llama-3.1-70b")
+    message = _error(text)
+    line = _line_of(text, "gpus_per_replica: 1")
+    assert message.startswith(f"x.yaml:{line}: models.llama-8b.pools.standard.gpus_per_replica:")
+    assert "does not fit on 1 x h100" in message
+    assert parse_scenario(text.replace("gpus_per_replica: 1", "gpus_per_replica: 4"), "x.yaml")
