@@ -110,7 +110,7 @@ def sweep_command(
     if not quiet:
         _print_table(table)
         err.print(
-            f"{total} runs ({total - resumed} run, {resumed} already done) in "
+            f"{total} runs ({total - resumed} simulated now, {resumed} already done) in "
             f"{time.perf_counter() - started:.1f} s; table: {target / 'sweep.parquet'}"
         )
 
