@@ -32,7 +32,7 @@ def reference() -> str:
             continue
         seen.add(model)
         title = model.__name__
-        doc = (model.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+        doc = " ".join((model.__doc__ or "").strip().split("\n\n")[0].split())
         rows = [
             "| field | type | allowed | default | description |",
             "| --- | --- | --- | --- | --- |",
@@ -45,7 +45,7 @@ def reference() -> str:
                 f"{(field.description or '').replace('|', '/')} |"
             )
             for nested in _models_in(field.annotation):
-                queue.append((f"{where}.{key}".lstrip("."), nested))
+                queue.append((f"{where}.{key}{_container(field.annotation)}".lstrip("."), nested))
         used_at = f"Used at `{where}`. " if where else "The top level of a scenario file. "
         sections.append(f"### {title}\n\n{used_at}{doc}\n\n" + "\n".join(rows))
     return "\n\n".join(sections) + "\n"
@@ -60,6 +60,14 @@ def _constraints(metadata: list[Any]) -> str:
         if getattr(item, name, None) is not None
     ]
     return ", ".join(found) or "any"
+
+
+def _container(annotation: Any) -> str:
+    """How a path continues into a field's items: `.<name>` for a mapping, `[i]` for a list."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated or origin in (typing.Union, types.UnionType):
+        return next((c for a in typing.get_args(annotation) if (c := _container(a))), "")
+    return {dict: ".<name>", list: "[i]"}.get(origin, "")
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
