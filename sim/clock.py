@@ -1,32 +1,52 @@
-"""Scheduling a callback on the simpy clock without a full simpy event (the hot path).
+"""The simulation clock: simpy's environment with a run loop that also takes bare callbacks.
 
-simpy's `Environment.step` pops an entry and reads only the popped object's `callbacks` and
-`_ok`; a `Timeout` also validates its delay and carries an environment and a value property.
-A run schedules one of these per iteration and per arrival, so the bare object is worth it.
+A run schedules one wake-up per iteration and per arrival, millions in all. A simpy `Timeout`
+costs an event object, a callbacks list, a priority check and an `_ok` check per wake-up;
+`call_later` instead puts `(time, priority, id, callback, value)` on simpy's own queue, beside
+simpy's `(time, priority, id, event)` entries (ids are unique, so the heap never compares past
+them), and `Clock.run` calls the callback with the value. simpy events (timeouts of the
+samplers and the slot model) still run as in `simpy.Environment.step`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from heapq import heappop, heappush
 from typing import Any
 
 import simpy
 from simpy.core import NORMAL
 
 
-class Wakeup:
-    """What the callback receives: `_value` is the value it was scheduled with."""
-
-    __slots__ = ("_ok", "_value", "callbacks")
-
-    def __init__(self, callback: Callable[[Any], None], value: Any) -> None:
-        self.callbacks = [callback]
-        self._ok = True
-        self._value = value
+class Clock(simpy.Environment):
+    def run(self, until: Any = None) -> None:
+        """Process every entry due strictly before `until` (simpy's rule), then stand at it;
+        with no `until`, until nothing is left."""
+        at = math.inf if until is None else float(until)
+        if at <= self._now:
+            raise ValueError(f"until ({at}) must be greater than the current simulation time")
+        queue = self._queue
+        while queue and queue[0][0] < at:
+            entry = heappop(queue)
+            self._now = entry[0]
+            if len(entry) == 5:
+                entry[3](entry[4])
+                continue
+            event = entry[3]
+            callbacks, event.callbacks = event.callbacks, None  # type: ignore[assignment]
+            for callback in callbacks:
+                callback(event)
+            if not event._ok and not hasattr(event, "_defused"):
+                raise event._value
+        if until is not None:
+            self._now = at
 
 
 def call_later(
-    env: simpy.Environment, delay_s: float, callback: Callable[[Any], None], value: Any = None
+    env: Clock, delay_s: float, callback: Callable[[Any], None], value: Any = None
 ) -> None:
-    """Run `callback(wakeup)` after `delay_s` simulated seconds (same-time order: scheduling)."""
-    env.schedule(Wakeup(callback, value), NORMAL, delay_s)  # type: ignore[arg-type]
+    """Run `callback(value)` after `delay_s` simulated seconds (same-time order: scheduling).
+
+    Only a `Clock` runs these entries; a plain simpy environment would not know them."""
+    heappush(env._queue, (env._now + delay_s, NORMAL, next(env._eid), callback, value))  # type: ignore[misc]

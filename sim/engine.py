@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import simpy
 
+from sim.clock import Clock
 from sim.gateway.gateway import Gateway
 from sim.perf.base import BatchTimeModel
 from sim.perf.config import RooflinePerf
@@ -52,7 +53,7 @@ def _perf_and_capacity(model_arch: str, pool: Pool) -> tuple[BatchTimeModel | No
 class Simulation:
     def __init__(self, scenario: Scenario) -> None:
         self.scenario = scenario
-        self.env = simpy.Environment()
+        self.env = Clock()
         self.recorder = RequestRecorder()
         self._ids = itertools.count()
         self.pools: list[ReplicaPool] = []

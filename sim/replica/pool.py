@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import simpy
-
+from sim.clock import Clock
 from sim.perf.base import BatchTimeModel
 from sim.replica.kvcache import KVCache
 from sim.replica.replica import Replica
@@ -20,7 +19,7 @@ from sim.scenario import Model, Pool
 class ReplicaPool:
     def __init__(
         self,
-        env: simpy.Environment,
+        env: Clock,
         model_id: str,
         pool_name: str,
         model: Model,

@@ -16,9 +16,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 
-import simpy
-
-from sim.clock import Wakeup, call_later
+from sim.clock import Clock, call_later
 from sim.perf.base import BatchTimeModel
 from sim.replica.kvcache import KVCache
 from sim.replica.stretch import steps_done_by, stretch_time_s
@@ -31,7 +29,7 @@ STATUS_TOO_LONG = 400
 class Replica:
     def __init__(
         self,
-        env: simpy.Environment,
+        env: Clock,
         index: int,
         perf: BatchTimeModel,
         kv: KVCache,
@@ -258,8 +256,8 @@ class Replica:
         call_later(self.env, delay_s if delay_s > 0.0 else 0.0, self._iteration_end, self.version)
 
     # ----------------------------------------------------------------------------- applying
-    def _on_iteration_end(self, event: Wakeup) -> None:
-        if event._value != self.version:
+    def _on_iteration_end(self, version: int) -> None:
+        if version != self.version:
             return  # superseded by a cut stretch
         now = self.env.now
         self.busy_s += now - self.iteration_start_s

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from sim.clock import Wakeup, call_later
+from sim.clock import call_later
 from sim.scenario import Traffic
 from sim.workload.arrivals import arrival_chunks
 from sim.workload.source import SourceContext, TierDraw, user_key
@@ -66,7 +66,7 @@ class OpenLoopSource:
             return
         call_later(self.env, self._times[self._i] - self.env.now, self._arrive)
 
-    def _arrive(self, event: Wakeup) -> None:
+    def _arrive(self, _: object) -> None:
         i = self._i
         self._i = i + 1
         self._remaining -= 1

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from pydantic import Field
 
-from sim.clock import Wakeup, call_later
+from sim.clock import call_later
 from sim.config_base import StrictModel
 from sim.request import Request
 from sim.workload.arrivals import arrival_chunks
@@ -138,7 +138,7 @@ class SessionSource:
             self._times, self._i = chunk.tolist(), 0
         call_later(self.env, self._times[self._i] - self.env.now, self._start_session)
 
-    def _start_session(self, event: Wakeup) -> None:
+    def _start_session(self, _: object) -> None:
         self._i += 1
         self._schedule_start()
         tokens, system_run = self._system[int(self._variant.next())]

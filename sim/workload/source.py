@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-import simpy
 
+from sim.clock import Clock
 from sim.request import Request
 from sim.rng import stream
 from sim.workload.chains import Runs
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class SourceContext:
-    env: simpy.Environment
+    env: Clock
     seed: int
     duration_s: float  # arrivals stop here
     block_size: int  # KV block of the model's pools: prompts are cut into blocks of this size

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.clock import Wakeup, call_later
+from sim.clock import call_later
 from sim.scenario import Traffic
 from sim.workload.chains import trace_runs
 from sim.workload.source import SourceContext, TierDraw, user_key
@@ -48,7 +48,7 @@ class TraceSource:
         if self._i < self.count:
             call_later(self.env, self._arrivals[self._i] - self.env.now, self._arrive)
 
-    def _arrive(self, event: Wakeup) -> None:
+    def _arrive(self, _: object) -> None:
         i = self._i
         self._i += 1
         self.sent += 1

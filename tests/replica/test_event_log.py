@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
-import simpy
 
+from sim.clock import Clock
 from sim.replica.kvcache import KVCache
 from sim.replica.replica import Replica
 from sim.request import Request
@@ -30,7 +30,7 @@ class HandModel:
 
 
 def _run(step_by_step: bool) -> tuple[list[tuple], dict[int, Request], Replica]:
-    env = simpy.Environment()
+    env = Clock()
     done: dict[int, Request] = {}
     replica = Replica(
         env,

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
-import simpy
 
+from sim.clock import Clock
 from sim.replica.kvcache import KVCache
 from sim.replica.replica import Replica
 from sim.replica.stretch import stretch_time_s
@@ -43,7 +43,7 @@ def _serve(
     shared_prefixes: bool = False,
 ) -> tuple[list[Request], Replica]:
     rng = np.random.default_rng(seed)
-    env = simpy.Environment()
+    env = Clock()
     done: list[Request] = []
     replica = Replica(
         env,
