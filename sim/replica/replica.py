@@ -11,6 +11,7 @@ finish (or until the free blocks run out) are one event, cut short by an arrival
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from collections import deque
@@ -68,6 +69,7 @@ class Replica:
         self.chunks: list[tuple[Request, int]] = []
         self.stretch_steps = 0  # > 0: a decode-only run of that many steps is in flight
         self.stretch_context0 = 0
+        self.run_ends_s: list[float] = []  # a prefill run's iteration ends, from its start
         self.busy_s = 0.0
         self.iterations = 0
         self._iteration_end = self._on_iteration_end  # one bound method, not one per event
@@ -122,8 +124,14 @@ class Replica:
         return blocks - hit + idle, blocks, hit
 
     def _cut_stretch(self) -> None:
-        """End the decode run in flight at the boundary of the step now running."""
+        """End the run in flight at the boundary of the step now running."""
         elapsed_s = self.env.now - self.iteration_start_s
+        if self.chunks:
+            steps = bisect.bisect_right(self.run_ends_s, elapsed_s) + 1
+            if steps < self.stretch_steps:
+                self.stretch_steps = steps
+                self._schedule(self.iteration_start_s + self.run_ends_s[steps - 1] - self.env.now)
+            return
         lines = self.perf.decode_lines(self.decoding)
         steps = steps_done_by(
             lines, self.stretch_context0, self.decoding, self.stretch_steps, elapsed_s
@@ -162,14 +170,15 @@ class Replica:
             budget = self._admit(chunks, shapes, budget, free_blocks - need, now)
         if chunks:
             self.chunks = chunks
-            self.stretch_steps = 0
             context = self.context_sum + decoding * (step - self.context_step)
-            duration_s = self.perf.iteration_time_s(decoding, context, shapes)
+            steps = self._prefill_run_steps() if len(chunks) == 1 else 1
+            if steps > 1:
+                duration_s = self._price_prefill_run(steps, context)
+            else:
+                self.stretch_steps = 0
+                duration_s = self.perf.iteration_time_s(decoding, context, shapes)
         elif decoding:
-            heap = self.finish_heap
-            while heap[0][2] != heap[0][3].epoch:
-                heapq.heappop(heap)  # preempted since it was pushed
-            steps = heap[0][0] - step
+            steps = self._next_finish_step() - step
             if self.step_by_step:
                 steps = 1
             elif steps > 1:
@@ -186,6 +195,45 @@ class Replica:
         self.iteration_start_s = now
         self.version += 1
         call_later(self.env, duration_s, self._iteration_end, self.version)
+
+    def _next_finish_step(self) -> int:
+        heap = self.finish_heap
+        while heap[0][2] != heap[0][3].epoch:
+            heapq.heappop(heap)  # preempted since it was pushed
+        return heap[0][0]
+
+    def _prefill_run_steps(self) -> int:
+        """How many iterations the planned one repeats with the same batch: one request's
+        prompt in chunks of the whole budget beside the same decodes, until its prefill
+        completes, a decode finishes or the decodes' new blocks no longer fit. Anything
+        waiting might be admitted at a later step, so it keeps to single iterations."""
+        if self.step_by_step or self.waiting:
+            return 1
+        request, chunk = self.chunks[0]
+        steps = -(-(request.prefill_target - request.prefill_done) // chunk)
+        if steps > 1 and self.decoding:
+            steps = min(steps, self._next_finish_step() - self.step)
+            if steps > 1:
+                steps = self._steps_fitting(steps)
+        return steps
+
+    def _price_prefill_run(self, steps: int, context: int) -> float:
+        """Each iteration of a prefill run priced as it would be alone; their ends are kept
+        so that an arrival can cut the run at the iteration in flight."""
+        request, chunk = self.chunks[0]
+        left, before = request.prefill_target - request.prefill_done, request.prefill_done
+        decoding, price = self.decoding, self.perf.iteration_time_s
+        total_s = 0.0
+        ends_s = self.run_ends_s = []
+        for _ in range(steps):
+            tokens = chunk if chunk < left else left
+            total_s += price(decoding, context, ((tokens, before),))
+            ends_s.append(total_s)
+            context += decoding
+            before += tokens
+            left -= tokens
+        self.stretch_steps = steps
+        return total_s
 
     def _admit(
         self,
@@ -262,14 +310,18 @@ class Replica:
         now = self.env.now
         self.busy_s += now - self.iteration_start_s
         self.iterations += 1
+        steps = self.stretch_steps or 1
+        if steps > 1 and self.chunks:  # a prefill run: the chunks of every step done
+            request, chunk = self.chunks[0]
+            self.chunks = [
+                (request, min(chunk * steps, request.prefill_target - request.prefill_done))
+            ]
         if self.log is not None:
             chunks = [(r.request_id, chunk) for r, chunk in self.chunks]
-            start_s, steps = self.iteration_start_s, self.stretch_steps or 1
+            start_s = self.iteration_start_s
             self.log.append(("iteration", start_s, now - start_s, self.decoding, chunks, steps))
-        if self.stretch_steps:
-            self._advance_decodes(self.stretch_steps, now)
-        else:
-            self._advance_decodes(1, now)
+        self._advance_decodes(steps, now)
+        if self.chunks:
             block_size = self.block_size
             for request, chunk in self.chunks:
                 done = request.prefill_done = request.prefill_done + chunk

@@ -146,3 +146,25 @@ def test_steps_done_by_finds_the_step_in_flight(lines: tuple[tuple[float, float]
         done = steps_done_by(lines, context0, seqs, steps, elapsed)
         assert stretch_time_s(lines, context0, seqs, done) > elapsed
         assert done == 1 or stretch_time_s(lines, context0, seqs, done - 1) <= elapsed
+
+
+def test_a_long_prompt_is_one_prefill_run() -> None:
+    """A prompt of four budgets beside steady decodes is one event of four iterations, priced
+    as the four single iterations that `step_by_step` runs."""
+    logs: dict[bool, list[tuple]] = {}
+    for step_by_step in (False, True):
+        env = Clock()
+        replica = Replica(
+            env, 0, TwoRegimeModel(), KVCache(10_000), 16, 12, 512, step_by_step, lambda r: None
+        )
+        replica.log = logs[step_by_step] = []
+        replica.enqueue(Request(0, "t", "a", "m", "standard", 0.0, 100, 300))
+        long = Request(1, "t", "a", "m", "standard", 1.0, 4 * 511, 2)
+        env.timeout(1.0).callbacks.append(lambda _, r=long: replica.enqueue(r))
+        env.run()
+    run = [e for e in logs[False] if e[0] == "iteration" and e[4] and e[4][0][0] == 1]
+    steps = [e for e in logs[True] if e[0] == "iteration" and e[4] and e[4][0][0] == 1]
+    assert len(run) == 1 and run[0][5] == 4 and run[0][4] == [(1, 4 * 511)]
+    assert [e[4] for e in steps] == [[(1, 511)]] * 4
+    assert run[0][1] == pytest.approx(steps[0][1], rel=1e-12)
+    assert run[0][2] == pytest.approx(sum(e[2] for e in steps), rel=1e-12)
