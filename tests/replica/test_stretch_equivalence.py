@@ -160,7 +160,7 @@ def test_a_long_prompt_is_one_prefill_run() -> None:
         replica.log = logs[step_by_step] = []
         replica.enqueue(Request(0, "t", "a", "m", "standard", 0.0, 100, 300))
         long = Request(1, "t", "a", "m", "standard", 1.0, 4 * 511, 2)
-        env.timeout(1.0).callbacks.append(lambda _, r=long: replica.enqueue(r))
+        env.timeout(1.0).callbacks.append(lambda _, r=long, at=replica: at.enqueue(r))
         env.run()
     run = [e for e in logs[False] if e[0] == "iteration" and e[4] and e[4][0][0] == 1]
     steps = [e for e in logs[True] if e[0] == "iteration" and e[4] and e[4][0][0] == 1]
