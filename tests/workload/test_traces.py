@@ -376,10 +376,8 @@ def test_trace_stats_command_guesses_the_format(tmp_path: Path) -> None:
 
 
 @needs_data
-def test_real_traces_load_fast_and_look_sane() -> None:
-    started = time.perf_counter()
+def test_real_traces_look_sane() -> None:
     conversation = load_trace(DATA / "mooncake_conversation_trace.jsonl", _config())
-    assert time.perf_counter() - started < 1.0
     assert len(conversation) == 12031 and conversation.span_s == pytest.approx(3536.999)
     expected = {
         "mooncake_conversation_trace.jsonl": 12031,
