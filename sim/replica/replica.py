@@ -95,7 +95,9 @@ class Replica:
         self.waiting += 1
         if not self.busy:
             self._plan(self.env.now)
-        elif self.stretch_steps > 1 and self._admissible_head(request):
+        elif self.stretch_steps > 1 and (self.chunks or self._admissible_head(request)):
+            # A prefill run is cut for any arrival: the blocks it has computed so far are not
+            # published yet, so a newcomer's cache hit (and its admissibility) is not known.
             self._cut_stretch()
 
     def _admissible_head(self, request: Request) -> bool:
