@@ -79,6 +79,9 @@ def run(
             plots=not no_plots,
             progress=lambda now, total: progress.update(task, completed=now),
         )
+    for traffic, lines in report.summary["trace_lines_skipped"].items():
+        if lines:
+            err.print(f"[yellow]traffic {traffic}: {lines:,} malformed trace lines skipped")
     if not quiet:
         _print_summary(report.summary)
         err.print(
@@ -218,6 +221,12 @@ def trace_stats(
     block_size: Annotated[
         int | None, typer.Option(min=1, help="KV block size for the cache figure, tokens")
     ] = None,
+    on_bad_line: Annotated[
+        str,
+        typer.Option(
+            "--on-bad-line", help="error: stop at a malformed line; skip: skip and count them"
+        ),
+    ] = "error",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts")] = False,
 ) -> None:
     """Request count, span, rate, length percentiles, burstiness, unique blocks, and the hit
@@ -226,5 +235,5 @@ def trace_stats(
 
     if fmt is not None and fmt not in ("mooncake", "azure", "csv"):
         raise InputError(f"--format {fmt!r}: allowed: mooncake, azure, csv")
-    stats = trace_stats_command(path, fmt, block_size)
+    stats = trace_stats_command(path, fmt, block_size, on_bad_line)
     print(json.dumps(stats, indent=2) if as_json else format_trace_stats(stats))

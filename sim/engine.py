@@ -34,6 +34,7 @@ class RunOutput:
     end_s: float
     events: int
     pools: list[ReplicaPool]
+    trace_lines_skipped: dict[str, int]  # per replayed traffic source (on_bad_line: skip)
 
 
 def _perf_and_capacity(model_arch: str, pool: Pool) -> tuple[BatchTimeModel | None, int]:
@@ -130,8 +131,13 @@ class Simulation:
             progress(self.scenario.duration_s, self.scenario.duration_s)
         self._record_unfinished()
         events = next(self.env._eid)  # simpy numbers every scheduled event
+        skipped = {
+            source.traffic.name: source.trace.skipped_lines
+            for source in self.sources
+            if isinstance(source, TraceSource)
+        }
         return RunOutput(
-            self.recorder.table(), self.sampler.table(), self.env.now, events, self.pools
+            self.recorder.table(), self.sampler.table(), self.env.now, events, self.pools, skipped
         )
 
     def _report_progress(self, progress: ProgressCallback) -> None:

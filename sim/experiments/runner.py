@@ -33,6 +33,7 @@ def run_scenario(
     result = simulate(scenario, progress)
     simulate_s = time.perf_counter() - started
     summary = summarize(result.requests, result.timeseries, scenario.warmup_s, scenario.duration_s)
+    summary["trace_lines_skipped"] = result.trace_lines_skipped
 
     def write_plots(folder: Path) -> None:
         if plots:

@@ -118,11 +118,15 @@ def _percentiles(values: np.ndarray) -> dict[str, float]:
     }
 
 
-def trace_stats_command(path: Path, fmt: str | None, block_size: int | None) -> dict[str, Any]:
+def trace_stats_command(
+    path: Path, fmt: str | None, block_size: int | None, on_bad_line: str = "error"
+) -> dict[str, Any]:
     """Stats of a trace file; the format is guessed from the file when `fmt` is None."""
     if block_size is not None and block_size < 1:
         raise InputError(f"--block-size must be >= 1, got {block_size}")
-    fields = {"path": str(path), "format": fmt or guess_format(path)}
+    if on_bad_line not in ("error", "skip"):
+        raise InputError(f"--on-bad-line {on_bad_line!r}: allowed: error, skip")
+    fields = {"path": str(path), "format": fmt or guess_format(path), "on_bad_line": on_bad_line}
     try:
         config = TraceConfig.model_validate(fields)
     except ValidationError:

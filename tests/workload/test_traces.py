@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from sim.engine import simulate
 from sim.errors import InputError
+from sim.experiments.runner import run_scenario
 from sim.scenario import Scenario
 from sim.workload.chains import block_ids, trace_runs
 from sim.workload.trace_stats import (
@@ -433,3 +434,24 @@ def test_one_infinite_cache_reaches_the_theoretical_hit_ratio(block_size: int) -
     trace = load_trace(path, TraceConfig.model_validate(config))
     assert len(trace) == requests.num_rows > 1000
     assert simulated == infinite_cache_hit_ratio(trace, block_size)
+
+
+def test_a_run_reports_the_bad_lines_it_skipped(tmp_path: Path) -> None:
+    good = [json.dumps(_record(i * 100, 100)) for i in range(3)]
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n".join([good[0], "{not json", good[1], '{"timestamp": 1}', good[2]]))
+    trace = {"path": str(path), "format": "mooncake", "on_bad_line": "skip"}
+    scenario = Scenario.model_validate(
+        {
+            "name": "skips",
+            "duration_s": 60,
+            "models": {"m": {"architecture": "llama-3.1-8b", "pools": {"p": {}}}},
+            "accounts": [{"name": "a"}],
+            "traffic": [{"name": "replay", "account": "a", "model": "m", "trace": trace}],
+        }
+    )
+    report = run_scenario(scenario, tmp_path / "out", plots=False)
+    assert report.requests == 3
+    assert report.summary["trace_lines_skipped"] == {"replay": 2}
+    written = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert written["trace_lines_skipped"] == {"replay": 2}
