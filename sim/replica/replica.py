@@ -351,11 +351,18 @@ class Replica:
                 self._finish(request, now)
 
     def _blocks_needed(self, steps: int) -> int:
-        cycles, rest = divmod(steps, self.block_size)
+        """Blocks the decodes take in the next `steps` steps: every decode one per full cycle
+        of block_size steps, then those whose boundary falls in the remaining steps."""
+        block_size = self.block_size
+        cycles, rest = divmod(steps, block_size)
         total = cycles * self.decoding
-        phase = self.boundary_phase
-        for i in range(rest):
-            total += phase[(self.step + i) % self.block_size]
+        if rest:
+            phase = self.boundary_phase
+            start = self.step % block_size
+            end = start + rest
+            total += sum(phase[start:end])
+            if end > block_size:
+                total += sum(phase[: end - block_size])
         return total
 
     def _prefill_complete(self, request: Request, now: float) -> None:
