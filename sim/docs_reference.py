@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from sim.scenario import Scenario
@@ -40,7 +41,7 @@ def reference() -> str:
         for name, field in model.model_fields.items():
             key = field.alias or name
             rows.append(
-                f"| `{key}` | {_type_name(field.annotation)} | {_constraints(field.metadata)} | "
+                f"| `{key}` | {_type_name(field.annotation)} | {_constraints(field)} | "
                 f"{_default(field)} | "
                 f"{(field.description or '').replace('|', '/')} |"
             )
@@ -51,15 +52,30 @@ def reference() -> str:
     return "\n\n".join(sections) + "\n"
 
 
-def _constraints(metadata: list[Any]) -> str:
+def _constraints(field: FieldInfo) -> str:
     symbols = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<", "min_length": "length >="}
     found = [
         f"{symbol} {getattr(item, name)}"
-        for item in metadata
+        for item in [*field.metadata, *_type_bounds(field.annotation)]
         for name, symbol in symbols.items()
         if getattr(item, name, None) is not None
     ]
     return ", ".join(found) or "any"
+
+
+def _type_bounds(annotation: Any) -> list[Any]:
+    """Bounds that a field's type carries itself, as in `PositiveSeconds | None` (not those of its
+    items: pydantic lifts the bounds of a plain `Annotated` field into the field's metadata)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return [bound for arg in typing.get_args(annotation) for bound in _type_bounds(arg)]
+    if origin is typing.Annotated:
+        return [
+            bound
+            for item in typing.get_args(annotation)[1:]
+            for bound in (item.metadata if isinstance(item, FieldInfo) else [item])
+        ]
+    return []
 
 
 def _container(annotation: Any) -> str:

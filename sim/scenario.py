@@ -15,7 +15,7 @@ from sim.config_base import StrictModel
 from sim.perf.config import ExponentialPerf, FixedPerf, PerfConfig, RooflinePerf
 from sim.routing import RoutingConfig
 from sim.routing.least_loaded import LeastLoadedConfig
-from sim.units import Seconds
+from sim.units import PositiveSeconds, Seconds
 from sim.workload.arrivals import ArrivalProcess
 from sim.workload.distributions import LengthDist
 from sim.workload.sessions import SessionConfig
@@ -156,9 +156,8 @@ class Scenario(StrictModel):
         ge=0,
         description="After arrivals stop, most simulated time to finish in-flight work, s",
     )
-    sample_interval_s: Seconds | None = Field(
+    sample_interval_s: PositiveSeconds | None = Field(
         None,
-        gt=0,
         description="Time-series sampling period, s (null: duration / 300, at least 1 s)",
     )
     step_by_step: bool = Field(
