@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import typing
 from pathlib import Path
+from typing import Annotated, Any
 
 import pytest
+from pydantic import BaseModel, TypeAdapter
+from pydantic.fields import FieldInfo
 
 from sim.errors import InputError
+from sim.scenario import Scenario
 from sim.scenario_loader import load_scenario, parse_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,6 +81,56 @@ def test_bad_duration_string() -> None:
     line = _line_of(text, "duration_s:")
     message = _error(text)
     assert message.startswith(f"x.yaml:{line}: duration_s: not a duration: '30 minutes'")
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in typing.get_args(annotation) for model in _models_in(arg)]
+
+
+def _duration_named_fields() -> dict[str, FieldInfo]:
+    """Every field of the scenario whose name ends in `_s` (a rate `_per_s` is not a duration)."""
+    found: dict[str, FieldInfo] = {}
+    queue, seen = [Scenario], set()
+    while queue:
+        model = queue.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        for name, field in model.model_fields.items():
+            if name.endswith("_s") and not name.endswith("_per_s"):
+                found[f"{model.__name__}.{name}"] = field
+            queue.extend(_models_in(field.annotation))
+    return found
+
+
+def test_every_duration_field_takes_a_duration_string() -> None:
+    """docs/scenarios.md: every `_s` number accepts '1500ms'; the two others are named here."""
+    not_numbers = {
+        "SessionConfig.think_time_s": "a distribution of durations (its own `_s` fields count)",
+        "TraceColumns.arrival_s": "the name of a CSV column",
+    }
+    fields = _duration_named_fields()
+    assert set(not_numbers) <= set(fields)
+    assert len(fields) > 15  # the walk reached the nested sections
+    for where, field in fields.items():
+        if where not in not_numbers:
+            adapter = TypeAdapter(Annotated[field.annotation, field])
+            assert adapter.validate_python("1500ms") == 1.5, where
+
+
+def test_perf_durations_take_duration_strings() -> None:
+    for perf, field, seconds in (
+        ("{model: fixed, service_s: 1500ms}", "service_s", 1.5),
+        ("{model: exponential, mean_service_s: 2s}", "mean_service_s", 2.0),
+        ("{model: roofline, overhead_s: 5ms}", "overhead_s", 0.005),
+    ):
+        text = GOOD.replace("perf: {model: roofline}", f"perf: {perf}")
+        scenario = parse_scenario(text, "x.yaml")
+        assert getattr(scenario.models["llama-8b"].pools["standard"].perf, field) == seconds
+    text = GOOD.replace("perf: {model: roofline}", "perf: {model: roofline, overhead_s: -1}")
+    assert "perf.overhead_s: must be >= 0.0, got -1" in _error(text)
 
 
 def test_cross_field_checks() -> None:
