@@ -196,6 +196,8 @@ def perf(
     """What the performance model predicts: prefill and decode times, KV capacity, max batch."""
     from sim.perf.table import format_perf_table, max_batch, perf_report, plot_perf
 
+    if plot is not None and not no_plot:
+        _check_png_path(plot)
     report = perf_report(gpu, model, tp, context)
     title = f"{model} on {tp} x {gpu}"
     if as_json:
@@ -210,6 +212,15 @@ def perf(
         plot_perf(report, plot, title=title)
         if not as_json:
             print(f"plot: {plot}")
+
+
+def _check_png_path(plot: Path) -> None:
+    """A folder or another extension would have matplotlib write `<name>.png` beside the path
+    printed, or fail with a traceback."""
+    if plot.is_dir():
+        raise InputError(f"--plot {plot}: is a folder; give a file name ending in .png")
+    if plot.suffix.lower() != ".png":
+        raise InputError(f"--plot {plot}: the plot is a PNG; give a file name ending in .png")
 
 
 @app.command("trace-stats")

@@ -136,3 +136,41 @@ def test_trace_stats_and_perf_commands(tmp_path: Path) -> None:
     assert set(perf) == {"prefill", "decode", "kv_capacity_tokens"}
     bad = _capsim("perf", "--gpu", "h900", "--model", "llama-3.1-8b", cwd=tmp_path)
     assert bad.returncode == 2 and "h100" in bad.stderr
+
+
+def test_run_refuses_an_out_folder_that_is_not_a_run_and_deletes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "notes.md").write_text("precious")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "trace.csv").write_text("precious too")
+    quickstart = str(ROOT / "scenarios" / "quickstart.yaml")
+    for out in (".", "data"):
+        done = _capsim("run", quickstart, "--out", out, "--set", "duration_s=300", cwd=tmp_path)
+        assert done.returncode == 2, done.stderr
+        assert "is not a capsim run folder" in done.stderr and "Traceback" not in done.stderr
+    assert {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")} == {
+        "notes.md",
+        "data",
+        "data/trace.csv",
+    }
+
+
+def test_sweep_refuses_a_run_folder_that_is_not_a_run(tmp_path: Path) -> None:
+    scenario = ROOT / "scenarios" / "quickstart.yaml"
+    taken = tmp_path / "sweep" / "seed=0"
+    taken.mkdir(parents=True)
+    (taken / "keep.txt").write_text("precious")
+    done = _capsim("sweep", str(scenario), "--seeds", "0", "--out", "sweep", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert f"{taken}: holds files but is not a capsim run folder" in done.stderr
+    assert [p.name for p in (tmp_path / "sweep").iterdir()] == ["seed=0"]
+    assert (taken / "keep.txt").read_text() == "precious"
+
+
+def test_perf_plot_must_be_a_png_file(tmp_path: Path) -> None:
+    perf = ("perf", "--gpu", "h100", "--model", "llama-3.1-8b", "--plot")
+    for plot, expected in ((".", "is a folder"), ("plot.txt", "ending in .png"), ("p", ".png")):
+        done = _capsim(*perf, plot, cwd=tmp_path)
+        assert done.returncode == 2 and expected in done.stderr, done.stderr
+    assert not list(tmp_path.iterdir())
+    assert _capsim(*perf, "out/perf.PNG", cwd=tmp_path).returncode == 0
+    assert (tmp_path / "out" / "perf.PNG").is_file()
