@@ -59,9 +59,8 @@ def run(
     from sim.experiments.runner import run_scenario
     from sim.scenario_loader import load_scenario
 
-    scenario = load_scenario(scenario_path, overrides or [])
-    if seed is not None:
-        scenario = scenario.model_copy(update={"seed": seed})
+    seed_override = [] if seed is None else [f"seed={seed}"]  # validated like the file's seed
+    scenario = load_scenario(scenario_path, [*(overrides or []), *seed_override])
     target = out_dir or Path("results") / scenario.name
     with Progress(
         TextColumn("[bold]{task.description}"),

@@ -63,14 +63,28 @@ def parse_scenario(text: str, source: str, overrides: Sequence[str] = ()) -> Sce
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as error:
-        messages = [_format_error(e, data, lines, source) for e in error.errors()]
-        raise InputError("\n".join(dict.fromkeys(messages))) from None
-    problems = cross_reference_errors(scenario)
+        problems = [_located(e, data) for e in error.errors()]
+    else:
+        problems = cross_reference_errors(scenario)
     if problems:
-        raise InputError(
-            "\n".join(f"{_where(source, lines, p)}: {_dotted(p)}: {m}" for p, m in problems)
-        )
+        messages = [
+            f"{_where(source, lines, path)}: {_dotted(path)}: {message}"
+            f"{_overridden_by(path, overrides)}"
+            for path, message in problems
+        ]
+        raise InputError("\n".join(dict.fromkeys(messages)))
     return scenario
+
+
+def _overridden_by(path: Path_, overrides: Sequence[str]) -> str:
+    """Which overrides set the field (or a section holding it): the value is not the file's."""
+    dotted = [str(part) for part in path]
+    given = []
+    for override in overrides:
+        parts = override.partition("=")[0].split(".")
+        if dotted[: len(parts)] == parts:
+            given.append(override)
+    return f" (overridden: {', '.join(given)})" if given else ""
 
 
 def _resolve_trace_paths(data: dict[str, Any], source: str) -> None:
@@ -83,9 +97,17 @@ def _resolve_trace_paths(data: dict[str, Any], source: str) -> None:
 
 
 def _apply_override(data: dict[str, Any], override: str) -> None:
-    path, sep, value = override.partition("=")
+    path, sep, text = override.partition("=")
     if not sep or not path:
         raise InputError(f"--set {override!r}: expected dotted.path=value")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        problem = getattr(error, "problem", None) or error
+        raise InputError(
+            f"--set {override!r}: the value {text!r} is not valid YAML: {problem} "
+            "(quote a string, close a [list] or {mapping})"
+        ) from None
     node: Any = data
     parts = path.split(".")
     for i, part in enumerate(parts):
@@ -93,12 +115,12 @@ def _apply_override(data: dict[str, Any], override: str) -> None:
         last = i == len(parts) - 1
         if isinstance(node, list) and isinstance(key, int) and key < len(node):
             if last:
-                node[key] = yaml.safe_load(value)
+                node[key] = value
             else:
                 node = node[key]
         elif isinstance(node, dict):
             if last:
-                node[key] = yaml.safe_load(value)
+                node[key] = value
             else:
                 node = node.setdefault(key, {})
         else:
@@ -156,14 +178,14 @@ def _dotted(path: Path_) -> str:
     return ".".join(str(p) for p in path) if path else "(top level)"
 
 
-def _format_error(error: Any, data: Any, lines: dict[Path_, int], source: str) -> str:
+def _located(error: Any, data: Any) -> tuple[Path_, str]:
+    """A pydantic error as (its path in the YAML, a message)."""
     loc = tuple(error["loc"])
     kind = error["type"]
     path = _data_path(data, loc)
     if kind in ("extra_forbidden", "missing") and loc and loc[-1] not in path:
         path = (*path, loc[-1])
-    message = _describe(error, loc, path)
-    return f"{_where(source, lines, path)}: {_dotted(path)}: {message}"
+    return path, _describe(error, loc, path)
 
 
 def _describe(error: Any, loc: Path_, path: Path_) -> str:

@@ -186,6 +186,42 @@ def test_cli_exits_2_and_writes_nothing(
     assert list(tmp_path.iterdir()) == [scenario]
 
 
+def test_an_overridden_value_is_validated_and_named() -> None:
+    with pytest.raises(InputError) as caught:
+        parse_scenario(GOOD, "x.yaml", ["seed=-1"])
+    line = _line_of(GOOD, "seed: 42")
+    assert str(caught.value) == f"x.yaml:{line}: seed: must be >= 0, got -1 (overridden: seed=-1)"
+    with pytest.raises(InputError, match=r"routing: .* \(overridden: models.llama-8b.routing="):
+        parse_scenario(GOOD, "x.yaml", ["models.llama-8b.routing={policy: fastest}"])
+
+
+@pytest.mark.parametrize("override", ["duration_s=[1", "models.llama-8b={pools: {"])
+def test_an_override_that_is_not_yaml_names_the_override(override: str) -> None:
+    with pytest.raises(InputError) as caught:
+        parse_scenario(GOOD, "x.yaml", [override])
+    assert str(caught.value).startswith(f"--set {override!r}: the value ")
+    assert "is not valid YAML" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--seed", "-1"], "seed: must be >= 0, got -1 (overridden: seed=-1)"),
+        (["--set", "duration_s=[1"], "--set 'duration_s=[1': the value '[1' is not valid YAML"),
+    ],
+)
+def test_cli_bad_overrides_exit_2_and_write_nothing(
+    tmp_path: Path, flags: list[str], expected: str
+) -> None:
+    command = ["run", str(ROOT / "scenarios" / "quickstart.yaml"), "--out", "out", *flags]
+    done = subprocess.run(
+        [sys.executable, "-m", "sim", *command], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert done.returncode == 2, done.stderr
+    assert expected in done.stderr and "Traceback" not in done.stderr
+    assert not list(tmp_path.iterdir())
+
+
 def test_a_model_that_does_not_fit_names_the_pool() -> None:
     text = GOOD.replace("architecture: llama-3.1-8b", "architecture: llama-3.1-70b")
     message = _error(text)
