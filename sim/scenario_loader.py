@@ -213,7 +213,7 @@ def _describe(error: Any, loc: Path_, path: Path_) -> str:
             f"{ctx.get('tag')!r}; allowed: {ctx.get('expected_tags')}"
         )
     if kind == "union_tag_not_found":
-        return f"needs the field {ctx.get('discriminator', '').strip(chr(39))!r}"
+        return _missing_tag(ctx.get("discriminator", "").strip("'"), error["input"], loc)
     if kind in ("int_parsing", "int_type", "int_from_float"):
         return f"must be a whole number, got {error['input']!r}"
     if kind in ("float_parsing", "float_type"):
@@ -223,8 +223,36 @@ def _describe(error: Any, loc: Path_, path: Path_) -> str:
     return str(error["msg"])
 
 
+def _missing_tag(tag: str, given: Any, loc: Path_) -> str:
+    """A section of a tagged kind without its tag: most often the tag's key is misspelt."""
+    keys = [str(key) for key in given] if isinstance(given, dict) else []
+    close = difflib.get_close_matches(tag, keys, n=1)
+    if close:
+        return f"unknown field {close[0]!r} (did you mean {tag!r}?)"
+    tags = [repr(t) for t in _tags(_annotation_at(loc), tag)]
+    return f"needs the field {tag!r}" + (f": one of {', '.join(tags)}" if tags else "")
+
+
+def _tags(annotation: Any, tag: str) -> list[Any]:
+    """The values of the tag field across the members of a tagged union."""
+    found: list[Any] = []
+    for member in _union_members(_unwrap(annotation)):
+        fields = getattr(_unwrap(member), "model_fields", {})
+        if tag in fields:
+            found.extend(typing.get_args(fields[tag].annotation))
+    return found
+
+
 def _allowed_keys(loc: Path_) -> list[str]:
     """Field names of the model at a pydantic location (following dicts, lists and union tags)."""
+    annotation = _unwrap(_annotation_at(loc))
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [f.alias or name for name, f in annotation.model_fields.items()]
+    return []
+
+
+def _annotation_at(loc: Path_) -> Any:
+    """The type at a pydantic location (None where the location leaves the scenario's types)."""
     annotation: Any = Scenario
     for part in loc:
         annotation = _unwrap(annotation)
@@ -232,18 +260,15 @@ def _allowed_keys(loc: Path_) -> list[str]:
             fields = annotation.model_fields
             field = fields.get(part) or next((f for f in fields.values() if f.alias == part), None)
             if field is None:
-                return []
+                return None
             annotation = field.annotation
         elif typing.get_origin(annotation) in (dict, list):
             annotation = typing.get_args(annotation)[-1]
         elif _union_members(annotation):
             annotation = _member_with_tag(annotation, part)
             if annotation is None:
-                return []
-    annotation = _unwrap(annotation)
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [f.alias or name for name, f in annotation.model_fields.items()]
-    return []
+                return None
+    return annotation
 
 
 def _unwrap(annotation: Any) -> Any:

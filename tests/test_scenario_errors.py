@@ -62,6 +62,28 @@ def test_unknown_routing_policy_lists_the_policies() -> None:
         assert name in message
 
 
+@pytest.mark.parametrize(
+    ("tag", "typo", "where"),
+    [
+        ("policy", "polcy", "models.llama-8b.routing"),
+        ("model", "modle", "models.llama-8b.pools.standard.perf"),
+        ("dist", "dst", "traffic.0.prompt_tokens"),
+    ],
+)
+def test_a_misspelt_tag_key_suggests_the_tag(tag: str, typo: str, where: str) -> None:
+    text = GOOD.replace(f"{{{tag}: ", f"{{{typo}: ", 1)
+    line = _line_of(text, f"{{{typo}: ")
+    assert _error(text) == f"x.yaml:{line}: {where}: unknown field {typo!r} (did you mean {tag!r}?)"
+
+
+def test_a_missing_tag_lists_its_values() -> None:
+    message = _error(GOOD.replace("{dist: lognormal, median: 1000", "{median: 1000"))
+    assert message.endswith(
+        "traffic.0.prompt_tokens: needs the field 'dist': "
+        "one of 'lognormal', 'normal', 'constant', 'uniform', 'empirical'"
+    )
+
+
 def test_unknown_distribution_and_process() -> None:
     assert "'lognormal'" in _error(
         GOOD.replace("dist: lognormal, median: 1000", "dist: zipf, median: 1000")
