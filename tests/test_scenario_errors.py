@@ -156,7 +156,11 @@ def test_perf_durations_take_duration_strings() -> None:
 
 
 def test_cross_field_checks() -> None:
-    assert "tier_mix shares must sum to 1" in _error(GOOD.replace("priority: 0.1", "priority: 0.3"))
+    text = GOOD.replace("priority: 0.1", "priority: 0.3")
+    assert _error(text) == (
+        f"x.yaml:{_line_of(text, 'tier_mix:')}: traffic.0.tier_mix: "
+        "shares must sum to 1, they sum to 1.2"
+    )
     assert "warmup_s (1800) must be shorter than duration_s" in _error(
         GOOD.replace("warmup_s: 2m", "warmup_s: 30m")
     )
