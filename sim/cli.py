@@ -59,9 +59,8 @@ def run(
     from sim.experiments.runner import run_scenario
     from sim.scenario_loader import load_scenario
 
-    scenario = load_scenario(scenario_path, overrides or [])
-    if seed is not None:
-        scenario = scenario.model_copy(update={"seed": seed})
+    seed_override = [] if seed is None else [f"seed={seed}"]  # validated like the file's seed
+    scenario = load_scenario(scenario_path, [*(overrides or []), *seed_override])
     target = out_dir or Path("results") / scenario.name
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -196,6 +195,8 @@ def perf(
     """What the performance model predicts: prefill and decode times, KV capacity, max batch."""
     from sim.perf.table import format_perf_table, max_batch, perf_report, plot_perf
 
+    if plot is not None and not no_plot:
+        _check_png_path(plot)
     report = perf_report(gpu, model, tp, context)
     title = f"{model} on {tp} x {gpu}"
     if as_json:
@@ -210,6 +211,15 @@ def perf(
         plot_perf(report, plot, title=title)
         if not as_json:
             print(f"plot: {plot}")
+
+
+def _check_png_path(plot: Path) -> None:
+    """A folder or another extension would have matplotlib write `<name>.png` beside the path
+    printed, or fail with a traceback."""
+    if plot.is_dir():
+        raise InputError(f"--plot {plot}: is a folder; give a file name ending in .png")
+    if plot.suffix.lower() != ".png":
+        raise InputError(f"--plot {plot}: the plot is a PNG; give a file name ending in .png")
 
 
 @app.command("trace-stats")

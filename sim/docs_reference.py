@@ -10,9 +10,10 @@ import sys
 import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
+from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from sim.scenario import Scenario
@@ -23,43 +24,102 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "scenarios.md"
 
 
 def reference() -> str:
-    sections: list[str] = []
-    seen: set[type[BaseModel]] = set()
-    queue: list[tuple[str, type[BaseModel]]] = [("", Scenario)]
-    while queue:
-        where, model = queue.pop(0)
-        if model in seen:
-            continue
-        seen.add(model)
-        title = model.__name__
+    sections = []
+    for model, places in _places().items():
         doc = " ".join((model.__doc__ or "").strip().split("\n\n")[0].split())
         rows = [
             "| field | type | allowed | default | description |",
             "| --- | --- | --- | --- | --- |",
         ]
         for name, field in model.model_fields.items():
-            key = field.alias or name
             rows.append(
-                f"| `{key}` | {_type_name(field.annotation)} | {_constraints(field.metadata)} | "
-                f"{_default(field)} | "
+                f"| `{field.alias or name}` | {_type_name(field.annotation)} | "
+                f"{_constraints(field)} | {_default(field)} | "
                 f"{(field.description or '').replace('|', '/')} |"
             )
-            for nested in _models_in(field.annotation):
-                queue.append((f"{where}.{key}{_container(field.annotation)}".lstrip("."), nested))
-        used_at = f"Used at `{where}`. " if where else "The top level of a scenario file. "
-        sections.append(f"### {title}\n\n{used_at}{doc}\n\n" + "\n".join(rows))
+        if model is Scenario:
+            used_at = "The top level of a scenario file. "
+        else:
+            used_at = f"Used at {_joined(places)}. "
+        sections.append(f"### {model.__name__}\n\n{used_at}{doc}\n\n" + "\n".join(rows))
     return "\n\n".join(sections) + "\n"
 
 
-def _constraints(metadata: list[Any]) -> str:
+def _places() -> dict[type[BaseModel], list[str]]:
+    """Every section model, in the order first met from the top, with every path it is used at
+    (a length distribution is a prompt length, an output length, a number of turns...)."""
+    places: dict[type[BaseModel], list[str]] = {}
+    queue: list[tuple[str, type[BaseModel]]] = [("", Scenario)]
+    while queue:
+        where, model = queue.pop(0)
+        if where in places.setdefault(model, []):
+            continue
+        places[model].append(where)
+        for name, field in model.model_fields.items():
+            path = f"{where}.{field.alias or name}{_container(field.annotation)}".lstrip(".")
+            queue.extend((path, nested) for nested in _models_in(field.annotation))
+    return places
+
+
+def _joined(places: list[str]) -> str:
+    quoted = [f"`{place}`" for place in places]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} and {quoted[-1]}"
+
+
+def _constraints(field: FieldInfo) -> str:
+    """The allowed column: bounds on the value, the keys of a mapping and bounds on its values
+    (or on each item of a list), and the rule of each validator of the field (its docstring)."""
+    metadata = [*field.metadata, *_type_bounds(field.annotation)]
+    found = [", ".join(_bounds(metadata))]
+    keys, items = _keys_and_items(field.annotation)
+    if keys:
+        found.append("keys " + ", ".join(f"`{key}`" for key in keys))
+    if items is not None and (item_bounds := _bounds(_type_bounds(items))):
+        found.append(("values " if keys is not None else "each ") + ", ".join(item_bounds))
+    found += [
+        " ".join(item.func.__doc__.split())
+        for item in metadata
+        if isinstance(item, AfterValidator) and item.func.__doc__
+    ]
+    return "; ".join(rule for rule in found if rule) or "any"
+
+
+def _bounds(metadata: list[Any]) -> list[str]:
     symbols = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<", "min_length": "length >="}
-    found = [
+    return [
         f"{symbol} {getattr(item, name)}"
         for item in metadata
         for name, symbol in symbols.items()
         if getattr(item, name, None) is not None
     ]
-    return ", ".join(found) or "any"
+
+
+def _keys_and_items(annotation: Any) -> tuple[list[Any] | None, Any]:
+    """The literal keys of a mapping (else None) and the type of its values or of a list's
+    items (else None)."""
+    for arg in (annotation, *typing.get_args(annotation)):  # the mapping or list in X | None
+        origin = typing.get_origin(arg)
+        if origin is dict:
+            key, value = typing.get_args(arg)
+            return list(typing.get_args(key)) if typing.get_origin(key) is Literal else [], value
+        if origin is list:
+            return None, typing.get_args(arg)[0]
+    return None, None
+
+
+def _type_bounds(annotation: Any) -> list[Any]:
+    """Bounds that a field's type carries itself, as in `PositiveSeconds | None` (not those of its
+    items: pydantic lifts the bounds of a plain `Annotated` field into the field's metadata)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return [bound for arg in typing.get_args(annotation) for bound in _type_bounds(arg)]
+    if origin is typing.Annotated:
+        return [
+            bound
+            for item in typing.get_args(annotation)[1:]
+            for bound in (item.metadata if isinstance(item, FieldInfo) else [item])
+        ]
+    return []
 
 
 def _container(annotation: Any) -> str:

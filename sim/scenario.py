@@ -9,13 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from sim.config_base import StrictModel
 from sim.perf.config import ExponentialPerf, FixedPerf, PerfConfig, RooflinePerf
 from sim.routing import RoutingConfig
 from sim.routing.least_loaded import LeastLoadedConfig
-from sim.units import Seconds
+from sim.units import PositiveSeconds, Seconds
 from sim.workload.arrivals import ArrivalProcess
 from sim.workload.distributions import LengthDist
 from sim.workload.sessions import SessionConfig
@@ -28,6 +28,14 @@ ALL_TIERS: list[Tier] = ["standard", "priority", "batch"]
 
 def _standard_only() -> dict[Tier, float]:
     return {"standard": 1.0}
+
+
+def _shares_sum_to_one(shares: dict[Tier, float]) -> dict[Tier, float]:
+    """shares sum to 1"""  # also the rule docs/scenarios.md shows
+    total = sum(shares.values())
+    if abs(total - 1.0) > 1e-6:
+        raise ValueError(f"shares must sum to 1, they sum to {total:g}")
+    return shares
 
 
 class Pool(StrictModel):
@@ -112,7 +120,9 @@ class Traffic(StrictModel):
         description="Sticky-routing key sent: the session id, the account's user id, or none "
         "(null: session for session traffic, else none)",
     )
-    tier_mix: dict[Tier, Annotated[float, Field(ge=0)]] = Field(
+    tier_mix: Annotated[
+        dict[Tier, Annotated[float, Field(ge=0)]], AfterValidator(_shares_sum_to_one)
+    ] = Field(
         default_factory=_standard_only,
         description="Share of requests per tier (standard, priority, batch); shares sum to 1",
     )
@@ -122,9 +132,6 @@ class Traffic(StrictModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Traffic:
-        total = sum(self.tier_mix.values())
-        if abs(total - 1.0) > 1e-6:
-            raise ValueError(f"tier_mix shares must sum to 1, they sum to {total:g}")
         generated = ("arrivals", "prompt_tokens", "output_tokens")
         if self.trace is not None:
             clash = [name for name in (*generated, "sessions") if getattr(self, name) is not None]
@@ -156,9 +163,8 @@ class Scenario(StrictModel):
         ge=0,
         description="After arrivals stop, most simulated time to finish in-flight work, s",
     )
-    sample_interval_s: Seconds | None = Field(
+    sample_interval_s: PositiveSeconds | None = Field(
         None,
-        gt=0,
         description="Time-series sampling period, s (null: duration / 300, at least 1 s)",
     )
     step_by_step: bool = Field(

@@ -63,14 +63,28 @@ def parse_scenario(text: str, source: str, overrides: Sequence[str] = ()) -> Sce
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as error:
-        messages = [_format_error(e, data, lines, source) for e in error.errors()]
-        raise InputError("\n".join(dict.fromkeys(messages))) from None
-    problems = cross_reference_errors(scenario)
+        problems = [_located(e, data) for e in error.errors()]
+    else:
+        problems = cross_reference_errors(scenario)
     if problems:
-        raise InputError(
-            "\n".join(f"{_where(source, lines, p)}: {_dotted(p)}: {m}" for p, m in problems)
-        )
+        messages = [
+            f"{_where(source, lines, path)}: {_dotted(path)}: {message}"
+            f"{_overridden_by(path, overrides)}"
+            for path, message in problems
+        ]
+        raise InputError("\n".join(dict.fromkeys(messages)))
     return scenario
+
+
+def _overridden_by(path: Path_, overrides: Sequence[str]) -> str:
+    """Which overrides set the field (or a section holding it): the value is not the file's."""
+    dotted = [str(part) for part in path]
+    given = []
+    for override in overrides:
+        parts = override.partition("=")[0].split(".")
+        if dotted[: len(parts)] == parts:
+            given.append(override)
+    return f" (overridden: {', '.join(given)})" if given else ""
 
 
 def _resolve_trace_paths(data: dict[str, Any], source: str) -> None:
@@ -83,9 +97,17 @@ def _resolve_trace_paths(data: dict[str, Any], source: str) -> None:
 
 
 def _apply_override(data: dict[str, Any], override: str) -> None:
-    path, sep, value = override.partition("=")
+    path, sep, text = override.partition("=")
     if not sep or not path:
         raise InputError(f"--set {override!r}: expected dotted.path=value")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        problem = getattr(error, "problem", None) or error
+        raise InputError(
+            f"--set {override!r}: the value {text!r} is not valid YAML: {problem} "
+            "(quote a string, close a [list] or {mapping})"
+        ) from None
     node: Any = data
     parts = path.split(".")
     for i, part in enumerate(parts):
@@ -93,12 +115,12 @@ def _apply_override(data: dict[str, Any], override: str) -> None:
         last = i == len(parts) - 1
         if isinstance(node, list) and isinstance(key, int) and key < len(node):
             if last:
-                node[key] = yaml.safe_load(value)
+                node[key] = value
             else:
                 node = node[key]
         elif isinstance(node, dict):
             if last:
-                node[key] = yaml.safe_load(value)
+                node[key] = value
             else:
                 node = node.setdefault(key, {})
         else:
@@ -156,14 +178,14 @@ def _dotted(path: Path_) -> str:
     return ".".join(str(p) for p in path) if path else "(top level)"
 
 
-def _format_error(error: Any, data: Any, lines: dict[Path_, int], source: str) -> str:
+def _located(error: Any, data: Any) -> tuple[Path_, str]:
+    """A pydantic error as (its path in the YAML, a message)."""
     loc = tuple(error["loc"])
     kind = error["type"]
     path = _data_path(data, loc)
     if kind in ("extra_forbidden", "missing") and loc and loc[-1] not in path:
         path = (*path, loc[-1])
-    message = _describe(error, loc, path)
-    return f"{_where(source, lines, path)}: {_dotted(path)}: {message}"
+    return path, _describe(error, loc, path)
 
 
 def _describe(error: Any, loc: Path_, path: Path_) -> str:
@@ -191,7 +213,7 @@ def _describe(error: Any, loc: Path_, path: Path_) -> str:
             f"{ctx.get('tag')!r}; allowed: {ctx.get('expected_tags')}"
         )
     if kind == "union_tag_not_found":
-        return f"needs the field {ctx.get('discriminator', '').strip(chr(39))!r}"
+        return _missing_tag(ctx.get("discriminator", "").strip("'"), error["input"], loc)
     if kind in ("int_parsing", "int_type", "int_from_float"):
         return f"must be a whole number, got {error['input']!r}"
     if kind in ("float_parsing", "float_type"):
@@ -201,8 +223,36 @@ def _describe(error: Any, loc: Path_, path: Path_) -> str:
     return str(error["msg"])
 
 
+def _missing_tag(tag: str, given: Any, loc: Path_) -> str:
+    """A section of a tagged kind without its tag: most often the tag's key is misspelt."""
+    keys = [str(key) for key in given] if isinstance(given, dict) else []
+    close = difflib.get_close_matches(tag, keys, n=1)
+    if close:
+        return f"unknown field {close[0]!r} (did you mean {tag!r}?)"
+    tags = [repr(t) for t in _tags(_annotation_at(loc), tag)]
+    return f"needs the field {tag!r}" + (f": one of {', '.join(tags)}" if tags else "")
+
+
+def _tags(annotation: Any, tag: str) -> list[Any]:
+    """The values of the tag field across the members of a tagged union."""
+    found: list[Any] = []
+    for member in _union_members(_unwrap(annotation)):
+        fields = getattr(_unwrap(member), "model_fields", {})
+        if tag in fields:
+            found.extend(typing.get_args(fields[tag].annotation))
+    return found
+
+
 def _allowed_keys(loc: Path_) -> list[str]:
     """Field names of the model at a pydantic location (following dicts, lists and union tags)."""
+    annotation = _unwrap(_annotation_at(loc))
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [f.alias or name for name, f in annotation.model_fields.items()]
+    return []
+
+
+def _annotation_at(loc: Path_) -> Any:
+    """The type at a pydantic location (None where the location leaves the scenario's types)."""
     annotation: Any = Scenario
     for part in loc:
         annotation = _unwrap(annotation)
@@ -210,18 +260,15 @@ def _allowed_keys(loc: Path_) -> list[str]:
             fields = annotation.model_fields
             field = fields.get(part) or next((f for f in fields.values() if f.alias == part), None)
             if field is None:
-                return []
+                return None
             annotation = field.annotation
         elif typing.get_origin(annotation) in (dict, list):
             annotation = typing.get_args(annotation)[-1]
         elif _union_members(annotation):
             annotation = _member_with_tag(annotation, part)
             if annotation is None:
-                return []
-    annotation = _unwrap(annotation)
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [f.alias or name for name, f in annotation.model_fields.items()]
-    return []
+                return None
+    return annotation
 
 
 def _unwrap(annotation: Any) -> Any:

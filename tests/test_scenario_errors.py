@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import typing
 from pathlib import Path
+from typing import Annotated, Any
 
 import pytest
+from pydantic import BaseModel, TypeAdapter
+from pydantic.fields import FieldInfo
 
 from sim.errors import InputError
+from sim.scenario import Scenario
 from sim.scenario_loader import load_scenario, parse_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +62,28 @@ def test_unknown_routing_policy_lists_the_policies() -> None:
         assert name in message
 
 
+@pytest.mark.parametrize(
+    ("tag", "typo", "where"),
+    [
+        ("policy", "polcy", "models.llama-8b.routing"),
+        ("model", "modle", "models.llama-8b.pools.standard.perf"),
+        ("dist", "dst", "traffic.0.prompt_tokens"),
+    ],
+)
+def test_a_misspelt_tag_key_suggests_the_tag(tag: str, typo: str, where: str) -> None:
+    text = GOOD.replace(f"{{{tag}: ", f"{{{typo}: ", 1)
+    line = _line_of(text, f"{{{typo}: ")
+    assert _error(text) == f"x.yaml:{line}: {where}: unknown field {typo!r} (did you mean {tag!r}?)"
+
+
+def test_a_missing_tag_lists_its_values() -> None:
+    message = _error(GOOD.replace("{dist: lognormal, median: 1000", "{median: 1000"))
+    assert message.endswith(
+        "traffic.0.prompt_tokens: needs the field 'dist': "
+        "one of 'lognormal', 'normal', 'constant', 'uniform', 'empirical'"
+    )
+
+
 def test_unknown_distribution_and_process() -> None:
     assert "'lognormal'" in _error(
         GOOD.replace("dist: lognormal, median: 1000", "dist: zipf, median: 1000")
@@ -78,8 +105,62 @@ def test_bad_duration_string() -> None:
     assert message.startswith(f"x.yaml:{line}: duration_s: not a duration: '30 minutes'")
 
 
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in typing.get_args(annotation) for model in _models_in(arg)]
+
+
+def _duration_named_fields() -> dict[str, FieldInfo]:
+    """Every field of the scenario whose name ends in `_s` (a rate `_per_s` is not a duration)."""
+    found: dict[str, FieldInfo] = {}
+    queue, seen = [Scenario], set()
+    while queue:
+        model = queue.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        for name, field in model.model_fields.items():
+            if name.endswith("_s") and not name.endswith("_per_s"):
+                found[f"{model.__name__}.{name}"] = field
+            queue.extend(_models_in(field.annotation))
+    return found
+
+
+def test_every_duration_field_takes_a_duration_string() -> None:
+    """docs/scenarios.md: every `_s` number accepts '1500ms'; the two others are named here."""
+    not_numbers = {
+        "SessionConfig.think_time_s": "a distribution of durations (its own `_s` fields count)",
+        "TraceColumns.arrival_s": "the name of a CSV column",
+    }
+    fields = _duration_named_fields()
+    assert set(not_numbers) <= set(fields)
+    assert len(fields) > 15  # the walk reached the nested sections
+    for where, field in fields.items():
+        if where not in not_numbers:
+            adapter = TypeAdapter(Annotated[field.annotation, field])
+            assert adapter.validate_python("1500ms") == 1.5, where
+
+
+def test_perf_durations_take_duration_strings() -> None:
+    for perf, field, seconds in (
+        ("{model: fixed, service_s: 1500ms}", "service_s", 1.5),
+        ("{model: exponential, mean_service_s: 2s}", "mean_service_s", 2.0),
+        ("{model: roofline, overhead_s: 5ms}", "overhead_s", 0.005),
+    ):
+        text = GOOD.replace("perf: {model: roofline}", f"perf: {perf}")
+        scenario = parse_scenario(text, "x.yaml")
+        assert getattr(scenario.models["llama-8b"].pools["standard"].perf, field) == seconds
+    text = GOOD.replace("perf: {model: roofline}", "perf: {model: roofline, overhead_s: -1}")
+    assert "perf.overhead_s: must be >= 0.0, got -1" in _error(text)
+
+
 def test_cross_field_checks() -> None:
-    assert "tier_mix shares must sum to 1" in _error(GOOD.replace("priority: 0.1", "priority: 0.3"))
+    text = GOOD.replace("priority: 0.1", "priority: 0.3")
+    assert _error(text) == (
+        f"x.yaml:{_line_of(text, 'tier_mix:')}: traffic.0.tier_mix: "
+        "shares must sum to 1, they sum to 1.2"
+    )
     assert "warmup_s (1800) must be shorter than duration_s" in _error(
         GOOD.replace("warmup_s: 2m", "warmup_s: 30m")
     )
@@ -129,6 +210,42 @@ def test_cli_exits_2_and_writes_nothing(
         assert "Traceback" not in done.stderr
     assert not out.exists()
     assert list(tmp_path.iterdir()) == [scenario]
+
+
+def test_an_overridden_value_is_validated_and_named() -> None:
+    with pytest.raises(InputError) as caught:
+        parse_scenario(GOOD, "x.yaml", ["seed=-1"])
+    line = _line_of(GOOD, "seed: 42")
+    assert str(caught.value) == f"x.yaml:{line}: seed: must be >= 0, got -1 (overridden: seed=-1)"
+    with pytest.raises(InputError, match=r"routing: .* \(overridden: models.llama-8b.routing="):
+        parse_scenario(GOOD, "x.yaml", ["models.llama-8b.routing={policy: fastest}"])
+
+
+@pytest.mark.parametrize("override", ["duration_s=[1", "models.llama-8b={pools: {"])
+def test_an_override_that_is_not_yaml_names_the_override(override: str) -> None:
+    with pytest.raises(InputError) as caught:
+        parse_scenario(GOOD, "x.yaml", [override])
+    assert str(caught.value).startswith(f"--set {override!r}: the value ")
+    assert "is not valid YAML" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--seed", "-1"], "seed: must be >= 0, got -1 (overridden: seed=-1)"),
+        (["--set", "duration_s=[1"], "--set 'duration_s=[1': the value '[1' is not valid YAML"),
+    ],
+)
+def test_cli_bad_overrides_exit_2_and_write_nothing(
+    tmp_path: Path, flags: list[str], expected: str
+) -> None:
+    command = ["run", str(ROOT / "scenarios" / "quickstart.yaml"), "--out", "out", *flags]
+    done = subprocess.run(
+        [sys.executable, "-m", "sim", *command], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert done.returncode == 2, done.stderr
+    assert expected in done.stderr and "Traceback" not in done.stderr
+    assert not list(tmp_path.iterdir())
 
 
 def test_a_model_that_does_not_fit_names_the_pool() -> None:

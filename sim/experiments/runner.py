@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.engine import ProgressCallback, simulate
-from sim.results.store import write_run
+from sim.results.store import check_replaceable, write_run
 from sim.results.summary import summarize
 from sim.scenario import Scenario
 
@@ -29,6 +29,7 @@ def run_scenario(
     plots: bool = True,
     progress: ProgressCallback | None = None,
 ) -> RunReport:
+    check_replaceable(out_dir.resolve())  # before the simulation, not after it
     started = time.perf_counter()
     result = simulate(scenario, progress)
     simulate_s = time.perf_counter() - started

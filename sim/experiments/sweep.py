@@ -38,6 +38,7 @@ import yaml
 from sim.engine import Simulation
 from sim.errors import InputError
 from sim.experiments.runner import run_scenario
+from sim.results.store import check_replaceable
 from sim.scenario import Scenario
 from sim.scenario_loader import load_scenario
 
@@ -237,7 +238,10 @@ def _plan(
     out_dir: Path,
     plots: bool,
 ) -> list[RunSpec]:
-    """The runs, after validating every grid point and checking finished runs still match."""
+    """The runs, after validating every grid point, checking finished runs still match and that
+    no run folder would replace files that are not a run's."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"--out {out_dir}: is a file, and a sweep's results are a folder")
     specs, stale = [], []
     for point in points:
         overrides = [f"{path}={value}" for path, value in point.items()]
@@ -251,6 +255,7 @@ def _plan(
                 str(out_dir / name),
                 plots,
             )
+            check_replaceable(Path(spec.run_dir))
             if _finished(spec) and not _same_scenario(spec, scenario, seed):
                 stale.append(name)
             specs.append(spec)

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from sim.config_base import StrictModel
+from sim.units import NonNegativeSeconds, Seconds
 
 
 class RooflinePerf(StrictModel):
@@ -27,8 +28,8 @@ class RooflinePerf(StrictModel):
         description="Fraction of peak HBM bandwidth reached reading weights and KV cache "
         "(dimensionless); null uses the fitted value",
     )
-    overhead_s: float | None = Field(
-        None, ge=0, description="Fixed cost per iteration, seconds; null uses the calibrated value"
+    overhead_s: NonNegativeSeconds | None = Field(
+        None, description="Fixed cost per iteration, seconds; null uses the calibrated value"
     )
     kv_dtype: Literal["bf16", "fp8"] = Field(
         "bf16", description="KV-cache element type: bf16 (2 bytes) or fp8 (1 byte)"
@@ -63,14 +64,14 @@ class FixedPerf(StrictModel):
     """Each request holds one of `max_num_seqs` slots for exactly `service_s` (queueing tests)."""
 
     model: Literal["fixed"]
-    service_s: float = Field(gt=0, description="Service time of every request, seconds")
+    service_s: Seconds = Field(gt=0, description="Service time of every request, seconds")
 
 
 class ExponentialPerf(StrictModel):
     """Each request holds one of `max_num_seqs` slots for an exponential time (M/M/c checks)."""
 
     model: Literal["exponential"]
-    mean_service_s: float = Field(gt=0, description="Mean service time, seconds")
+    mean_service_s: Seconds = Field(gt=0, description="Mean service time, seconds")
 
 
 PerfConfig = RooflinePerf | FixedPerf | ExponentialPerf

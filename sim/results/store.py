@@ -15,7 +15,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+from sim.errors import InputError
 from sim.scenario import Scenario
+
+RUN_FILES = ("summary.json", "scenario.resolved.yaml")  # a folder holding either is a run's
 
 
 def write_run(
@@ -26,8 +29,10 @@ def write_run(
     summary: dict[str, Any],
     extra: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Write every file of a run to `out_dir`; `extra(tmp_dir)` adds more (plots)."""
+    """Write every file of a run to `out_dir`; `extra(tmp_dir)` adds more (plots). An earlier
+    run in `out_dir` is replaced whole."""
     out_dir = out_dir.resolve()
+    check_replaceable(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     umask = os.umask(0)
@@ -52,6 +57,25 @@ def write_run(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
+
+
+def check_replaceable(out_dir: Path) -> None:
+    """InputError unless `out_dir` is absent, empty or an earlier run's folder: writing a run
+    replaces the folder and all it holds, which must not be someone's other files (`--out .`)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        problem = "is a file, and a run's results are a folder"
+    elif (
+        out_dir.is_dir()
+        and any(out_dir.iterdir())
+        and not any((out_dir / name).is_file() for name in RUN_FILES)
+    ):
+        problem = (
+            f"holds files but is not a capsim run folder (no {' or '.join(RUN_FILES)}), and "
+            "writing the run would replace them all"
+        )
+    else:
+        return
+    raise InputError(f"{out_dir}: {problem}; give a new or empty folder, or an earlier run's")
 
 
 def resolved_yaml(scenario: Scenario) -> str:

@@ -38,9 +38,7 @@ class GammaArrivals(StrictModel):
 
     process: Literal["gamma"]
     rate_per_s: float = Field(gt=0, description="Mean arrivals per second")
-    cv: float = Field(
-        gt=0, description="Coefficient of variation of the gaps (1 = PoissonArrivals)"
-    )
+    cv: float = Field(gt=0, description="Coefficient of variation of the gaps (1 = Poisson)")
 
     def gaps_s(self, rng: np.random.Generator, n: int) -> np.ndarray:
         shape = 1.0 / self.cv**2
@@ -69,11 +67,11 @@ class ConstantArrivals(StrictModel):
 
 
 class ProfileArrivals(StrictModel):
-    """PoissonArrivals arrivals whose rate follows a profile over the run (diurnal shapes, ramps).
+    """Poisson arrivals whose rate follows a profile over the run (diurnal shapes, ramps).
 
     `points` are (time, rate) pairs; between them the rate is held (`step`) or interpolated
     (`linear`); before the first point and after the last the end rates hold. Arrival times are
-    exact: unit-rate PoissonArrivals points are mapped through the inverse cumulative rate.
+    exact: unit-rate Poisson points are mapped through the inverse cumulative rate.
     """
 
     process: Literal["profile"]

@@ -23,7 +23,7 @@ from pydantic import Field, model_validator
 
 from sim.config_base import StrictModel
 from sim.errors import InputError
-from sim.units import Seconds
+from sim.units import PositiveSeconds, Seconds
 
 MOONCAKE_BLOCK_TOKENS = 512  # Mooncake's hash_ids cover 512 prompt tokens each
 _INT64 = np.iinfo(np.int64)
@@ -56,9 +56,8 @@ class TraceConfig(StrictModel):
     start_s: Seconds = Field(
         0.0, ge=0, description="Window start, s of trace time from its first request"
     )
-    end_s: Seconds | None = Field(
+    end_s: PositiveSeconds | None = Field(
         None,
-        gt=0,
         description="Window end (excluded), s of trace time from its first request "
         "(null: the whole trace)",
     )

@@ -194,3 +194,11 @@ def test_a_missing_dask_is_an_input_error(
     monkeypatch.setitem(__import__("sys").modules, "distributed", None)
     with pytest.raises(InputError, match=r"capsim\[cluster\]"):
         run_sweep(scenario, [], [0], tmp_path / "sweep", workers=1, scheduler="tcp://nowhere:1")
+
+
+def test_an_out_that_is_a_file_is_refused_and_kept(scenario: Path, tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    out.write_text("precious")
+    with pytest.raises(InputError, match="is a file"):
+        run_sweep(scenario, [], [0], out, workers=1)
+    assert out.read_text() == "precious"
