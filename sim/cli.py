@@ -119,9 +119,14 @@ def _print_summary(summary: dict[str, Any]) -> None:
                 _pair(group["ttft_s"], 1),
                 _pair(group["tpot_s"], 1000),
                 _pair(group["e2e_s"], 1),
-                f"{group['queue_s'].get('p99', float('nan')):.3f}",
-                f"{group['cache_hit_ratio']:.1%}",
+                f"{group['queue_s']['p99']:.3f}" if group["queue_s"]["count"] else "-",
+                f"{group['cache_hit_ratio']:.1%}" if group["prompt_tokens"] else "-",
             )
+    if not summary["requests_measured"]:
+        table.caption = (
+            f"nothing measured: no request arrived between warm-up and the end of arrivals "
+            f"({summary['warmup_s']:g} to {summary['duration_s']:g} s)"
+        )
     out.print(table)
     pools = Table(title="pools", title_justify="left")
     for column in ("model", "pool", "replicas", "utilisation", "KV use", "running", "waiting"):

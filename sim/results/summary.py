@@ -24,16 +24,20 @@ def summarize(
     labels = {name: _labels(requests[name]) for name in LABELS}
     arrival = cols["arrival_s"]
     measured = np.flatnonzero((arrival >= warmup_s) & (arrival < duration_s))
+    # Groups are named from every request, measured or not: the summary keeps its shape when
+    # nothing (or nothing of a tier) arrived after warm-up.
+    every = np.arange(requests.num_rows)
+    every_by_model = _split(labels["model"], every)
     models: dict[str, Any] = {}
-    for model, in_model in _split(labels["model"], measured).items():
+    for model, in_model in _split(labels["model"], measured, every).items():
         tiers = {
             tier: _group(cols, rows, window_s)
-            for tier, rows in _split(labels["tier"], in_model).items()
+            for tier, rows in _split(labels["tier"], in_model, every_by_model[model]).items()
         }
         models[model] = {"all": _group(cols, in_model, window_s), "tiers": tiers}
     traffic = {
         name: _group(cols, rows, window_s)
-        for name, rows in _split(labels["traffic"], measured).items()
+        for name, rows in _split(labels["traffic"], measured, every).items()
     }
     return {
         "warmup_s": warmup_s,
@@ -61,15 +65,22 @@ def _labels(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
     return encoded.indices.to_numpy(zero_copy_only=False), encoded.dictionary.to_pylist()
 
 
-def _split(labels: tuple[np.ndarray, list[str]], rows: np.ndarray) -> dict[str, np.ndarray]:
-    """`rows` grouped by label, names sorted, rows in their original order within a group."""
+def _split(
+    labels: tuple[np.ndarray, list[str]], rows: np.ndarray, among: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """`rows` grouped by label, names sorted, rows in their original order within a group.
+
+    The names are those present in `among` (default `rows`), so a group measured empty (every
+    request of a tier arrived during warm-up) is still reported, with zero counts.
+    """
     codes, names = labels
     order = rows[np.argsort(codes[rows], kind="stable")]
-    present, starts = np.unique(codes[order], return_index=True)
-    groups = np.split(order, starts[1:])
-    return {
-        names[c]: g for c, g in sorted(zip(present, groups, strict=True), key=lambda x: names[x[0]])
-    }
+    ordered_codes = codes[order]
+    present = np.unique(codes[rows if among is None else among])
+    starts = np.searchsorted(ordered_codes, present, side="left")
+    ends = np.searchsorted(ordered_codes, present, side="right")
+    groups = {names[c]: order[s:e] for c, s, e in zip(present, starts, ends, strict=True)}
+    return dict(sorted(groups.items()))
 
 
 def _group(cols: dict[str, np.ndarray], rows: np.ndarray, window_s: float) -> dict[str, Any]:

@@ -1,0 +1,64 @@
+"""The summary, the printed table and the plots of a run, including runs that measure nothing."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from helpers import slot_scenario
+from rich.console import Console
+
+from sim import cli
+from sim.engine import simulate
+from sim.report.plots import write_plots
+from sim.results.summary import summarize
+from sim.scenario import Scenario
+
+
+def _all_before_warmup() -> Scenario:
+    """100 requests at 5/s arrive in the first 20 s or so; warm-up lasts 120 s."""
+    data = slot_scenario(2, 5.0, 0.2, 600, seed=1).model_dump(by_alias=True)
+    data["warmup_s"] = 120
+    data["traffic"][0]["max_requests"] = 100
+    data["traffic"][0]["tier_mix"] = {"standard": 0.5, "batch": 0.5}
+    return Scenario.model_validate(data)
+
+
+def test_a_run_that_measures_nothing_has_a_summary_a_table_and_plots(tmp_path: Path) -> None:
+    scenario = _all_before_warmup()
+    result = simulate(scenario)
+    assert result.requests.num_rows == 100
+    summary = summarize(result.requests, result.timeseries, scenario.warmup_s, 600)
+    assert summary["requests_measured"] == 0
+    # Every group that had requests is still there, with zero counts and no statistics.
+    assert set(summary["models"]["m"]["tiers"]) == {"standard", "batch"}
+    for group in (summary["models"]["m"]["all"], summary["traffic"]["t"]):
+        assert group["requests"] == 0 and group["by_status"] == {}
+        assert group["throughput"]["requests_per_s"] == 0.0
+        assert group["ttft_s"] == {"count": 0}
+    console = Console(record=True, width=200)
+    original, cli.out = cli.out, console
+    try:
+        cli._print_summary(summary)
+    finally:
+        cli.out = original
+    assert "nothing measured" in console.export_text()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "no artists" legend warnings either
+        paths = write_plots(result.requests, result.timeseries, scenario.warmup_s, tmp_path)
+    assert all(p.stat().st_size > 0 for p in paths)
+
+
+def test_a_tier_whose_requests_all_arrived_in_warmup_is_reported_empty() -> None:
+    scenario = slot_scenario(2, 5.0, 0.2, 100, seed=2)
+    result = simulate(scenario)
+    tier = result.requests["tier"].to_numpy(zero_copy_only=False).copy()
+    early = result.requests["arrival_s"].to_numpy() < 5.0
+    tier[early] = "batch"  # pretend the first arrivals were Batch, and only those
+    requests = result.requests.set_column(
+        result.requests.column_names.index("tier"), "tier", [tier.tolist()]
+    )
+    summary = summarize(requests, result.timeseries, 10.0, 100)
+    tiers = summary["models"]["m"]["tiers"]
+    assert tiers["batch"]["requests"] == 0
+    assert tiers["standard"]["requests"] == summary["requests_measured"] > 0
