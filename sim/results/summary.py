@@ -155,17 +155,14 @@ def _pools(
     served = measured_requests[req["status"][measured_requests] == 200]
     by_model = _split(labels["model"], served)
     pool_rows = ts["replica"] == POOL_LEVEL
-    measured = pool_rows & (ts["t_s"] > warmup_s) & (ts["t_s"] <= duration_s + 1e-9)
+    in_window = (ts["t_s"] > warmup_s) & (ts["t_s"] <= duration_s + 1e-9)
+    measured = pool_rows & in_window
     result = []
     for model, pool in dict.fromkeys(zip(ts_model[pool_rows], ts_pool[pool_rows], strict=True)):
-        mask = measured & (ts_model == model) & (ts_pool == pool)
-        replicas = sorted(
-            set(
-                ts["replica"][
-                    (ts["replica"] != POOL_LEVEL) & (ts_model == model) & (ts_pool == pool)
-                ]
-            )
-        )
+        of_pool = (ts_model == model) & (ts_pool == pool)
+        mask = measured & of_pool
+        replicas = sorted(set(ts["replica"][~pool_rows & of_pool]))
+        busy = [ts["busy_fraction"][in_window & of_pool & (ts["replica"] == r)] for r in replicas]
         in_pool = _split(labels["pool"], by_model.get(str(model), np.array([], dtype=np.int64)))
         rows = in_pool.get(str(pool), np.array([], dtype=np.int64))
         on_replica = [rows[req["replica"][rows] == r] for r in replicas]
@@ -177,6 +174,7 @@ def _pools(
                 "pool": str(pool),
                 "replicas": len(replicas),
                 "utilisation": float(ts["busy_fraction"][mask].mean()) if mask.any() else 0.0,
+                "utilisation_by_replica": [float(b.mean()) if b.size else 0.0 for b in busy],
                 "kv_use_mean": float((used / total).mean())
                 if mask.any() and total.min() > 0
                 else 0.0,
