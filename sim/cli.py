@@ -55,7 +55,8 @@ def run(
     no_plots: Annotated[bool, typer.Option("--no-plots", help="Skip the PNG plots")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table")] = False,
 ) -> None:
-    """Run a scenario and write requests.parquet, timeseries.parquet, summary.json, plots."""
+    """Run a scenario and write requests.parquet, timeseries.parquet, cache_hits.parquet,
+    summary.json, plots."""
     from sim.experiments.runner import run_scenario
     from sim.scenario_loader import load_scenario
 

@@ -48,3 +48,27 @@ def slot_scenario(
             **extra,
         }
     )
+
+
+def on_the_second_scenario() -> Scenario:
+    """Arrivals every second on the second (100-token prompts), admitted at once by an idle
+    replica, sampled every second for 20 s: every admission falls on a sample time."""
+    return Scenario.model_validate(
+        {
+            "name": "ties",
+            "duration_s": 20,
+            "sample_interval_s": 1,
+            "models": {"m": {"architecture": "llama-3.1-8b", "pools": {"p": {"replicas": 1}}}},
+            "accounts": [{"name": "a"}],
+            "traffic": [
+                {
+                    "name": "t",
+                    "account": "a",
+                    "model": "m",
+                    "arrivals": {"process": "constant", "rate_per_s": 1},
+                    "prompt_tokens": {"dist": "constant", "value": 100},
+                    "output_tokens": {"dist": "constant", "value": 5},
+                }
+            ],
+        }
+    )
