@@ -7,7 +7,7 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
-from helpers import on_the_second_scenario
+from helpers import on_the_second_scenario, slot_scenario
 
 from sim.engine import RunOutput, simulate
 from sim.results.cache_hits import cache_hits_over_time
@@ -144,3 +144,23 @@ def test_an_admission_at_a_sample_time_counts_in_the_interval_it_opens() -> None
     assert list(zip(hits["t_s"], hits["prompt_tokens"], strict=True)) == [
         (float(k), 100) for k in range(1, 21)
     ]
+
+
+def test_slot_models_count_admitted_prompt_tokens_none_cached() -> None:
+    scenario = slot_scenario(2, 3.0, 0.5, 200, seed=4)
+    run = simulate(scenario)
+    ts = run.timeseries.to_pydict()
+    pool = {
+        t_s: (prompt, cached)
+        for t_s, replica, prompt, cached in zip(
+            ts["t_s"], ts["replica"], ts["prompt_tokens"], ts["cached_tokens"], strict=True
+        )
+        if replica == POOL_LEVEL and prompt
+    }
+    hits = cache_hits_over_time(run.requests, run.timeseries).to_pydict()
+    assert pool == dict(
+        zip(
+            hits["t_s"], zip(hits["prompt_tokens"], hits["cached_tokens"], strict=True), strict=True
+        )
+    )
+    assert len(pool) > 50 and set(hits["cache_hit_ratio"]) == {0.0}
