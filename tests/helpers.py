@@ -1,7 +1,9 @@
-"""Small builders shared by tests: scenarios as dicts, validated without the YAML layer."""
+"""Small builders shared by tests: scenarios as dicts, validated without the YAML layer, and a
+hand-computable iteration-time model."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sim.scenario import Scenario
@@ -72,3 +74,20 @@ def on_the_second_scenario() -> Scenario:
             ],
         }
     )
+
+
+class HandModel:
+    """10 ms per iteration + 1 ms per decoding sequence + 0.01 ms per context token of the
+    decodes + 0.1 ms per prefill token: round numbers to compute the log by hand."""
+
+    def decode_lines(self, decode_seqs: int) -> tuple[tuple[float, float], ...]:
+        return ((0.010 + 0.001 * decode_seqs, 0.00001),)
+
+    def iteration_time_s(
+        self,
+        decode_seqs: int,
+        decode_context_tokens: int,
+        prefill_chunks: Sequence[tuple[int, int]],
+    ) -> float:
+        prefill = sum(chunk for chunk, _ in prefill_chunks)
+        return 0.010 + 0.001 * decode_seqs + 0.00001 * decode_context_tokens + 0.0001 * prefill
