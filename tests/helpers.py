@@ -6,6 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+
 from sim.scenario import Scenario
 
 
@@ -91,3 +94,24 @@ class HandModel:
     ) -> float:
         prefill = sum(chunk for chunk, _ in prefill_chunks)
         return 0.010 + 0.001 * decode_seqs + 0.00001 * decode_context_tokens + 0.0001 * prefill
+
+
+def columns_equal(a: pa.ChunkedArray | pa.Array, b: pa.ChunkedArray | pa.Array) -> bool:
+    """Same type, nulls and values, with NaN equal to NaN: Arrow's `equals` treats NaN as
+    unequal to itself, so two identical float columns with a NaN compare different."""
+    if not a.type.equals(b.type) or len(a) != len(b):
+        return False
+    if not pa.types.is_floating(a.type):
+        return bool(a.equals(b))
+    a_null, b_null = (np.asarray(x.is_null()) for x in (a, b))
+    if not np.array_equal(a_null, b_null):
+        return False
+    a_values, b_values = (np.asarray(x.fill_null(0.0)) for x in (a, b))
+    return bool(np.array_equal(a_values, b_values, equal_nan=True))
+
+
+def tables_equal(a: pa.Table, b: pa.Table) -> bool:
+    """`Table.equals` with NaN equal to NaN (see `columns_equal`); schema metadata ignored."""
+    return a.schema.equals(b.schema) and all(
+        columns_equal(a[name], b[name]) for name in a.column_names
+    )
