@@ -99,7 +99,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
         "tier",
         "requests",
         "status",
-        "req/s",
+        "arrived/s",
+        "finished/s",
         "TTFT p50/p99 s",
         "TPOT p50/p99 ms",
         "E2E p50/p99 s",
@@ -109,6 +110,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
         table.add_column(
             column, justify="left" if column in ("model", "tier", "status") else "right"
         )
+    # arrived/s: served requests that arrived in the window (the load offered and eventually
+    # served); finished/s: requests served within it (what the pool delivered). See metrics.md.
     for model, data in summary["models"].items():
         for tier, group in data["tiers"].items():
             table.add_row(
@@ -117,6 +120,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
                 f"{group['requests']:,}",
                 " ".join(f"{code}:{n:,}" for code, n in group["by_status"].items()),
                 f"{group['throughput']['requests_per_s']:.2f}",
+                f"{group['throughput']['completed_requests_per_s']:.2f}",
                 _pair(group["ttft_s"], 1),
                 _pair(group["tpot_s"], 1000),
                 _pair(group["e2e_s"], 1),

@@ -22,22 +22,26 @@ def summarize(
     window_s = duration_s - warmup_s
     cols = _numbers(requests)
     labels = {name: _labels(requests[name]) for name in LABELS}
-    arrival = cols["arrival_s"]
+    arrival, finished = cols["arrival_s"], cols["finished_s"]
     measured = np.flatnonzero((arrival >= warmup_s) & (arrival < duration_s))
-    # Groups are named from every request, measured or not: the summary keeps its shape when
-    # nothing (or nothing of a tier) arrived after warm-up.
-    every = np.arange(requests.num_rows)
-    every_by_model = _split(labels["model"], every)
+    served = cols["status"] == 200
+    rows = {
+        # Groups are named from every request, measured or not: the summary keeps its shape
+        # when nothing (or nothing of a tier) arrived after warm-up.
+        "every": np.arange(requests.num_rows),
+        "measured": measured,
+        "completed": np.flatnonzero(served & (finished >= warmup_s) & (finished < duration_s)),
+    }
     models: dict[str, Any] = {}
-    for model, in_model in _split(labels["model"], measured, every).items():
+    for model, in_model in _split_rows(labels["model"], rows).items():
         tiers = {
-            tier: _group(cols, rows, window_s)
-            for tier, rows in _split(labels["tier"], in_model, every_by_model[model]).items()
+            tier: _group(cols, of_tier, window_s)
+            for tier, of_tier in _split_rows(labels["tier"], in_model).items()
         }
         models[model] = {"all": _group(cols, in_model, window_s), "tiers": tiers}
     traffic = {
-        name: _group(cols, rows, window_s)
-        for name, rows in _split(labels["traffic"], measured, every).items()
+        name: _group(cols, of_traffic, window_s)
+        for name, of_traffic in _split_rows(labels["traffic"], rows).items()
     }
     return {
         "warmup_s": warmup_s,
@@ -83,26 +87,44 @@ def _split(
     return dict(sorted(groups.items()))
 
 
-def _group(cols: dict[str, np.ndarray], rows: np.ndarray, window_s: float) -> dict[str, Any]:
-    status = cols["status"][rows]
-    served = rows[status == 200]
+def _split_rows(
+    labels: tuple[np.ndarray, list[str]], rows: dict[str, np.ndarray]
+) -> dict[str, dict[str, np.ndarray]]:
+    """Each row set of `rows` split by label, the names taken from `rows["every"]`."""
+    parts = {kind: _split(labels, of_kind, rows["every"]) for kind, of_kind in rows.items()}
+    return {name: {kind: parts[kind][name] for kind in rows} for name in parts["every"]}
+
+
+def _group(
+    cols: dict[str, np.ndarray], rows: dict[str, np.ndarray], window_s: float
+) -> dict[str, Any]:
+    """Statistics of the requests that arrived in the window (`measured`), and the served
+    throughput of those that finished in it (`completed`)."""
+    measured, completed = rows["measured"], rows["completed"]
+    status = cols["status"][measured]
+    served = measured[status == 200]
     codes, counts = np.unique(status, return_counts=True)
     prompt = int(cols["prompt_tokens"][served].sum())
     cached = int(cols["cached_tokens"][served].sum())
     completion = int(cols["completion_tokens"][served].sum())
+    done_prompt = int(cols["prompt_tokens"][completed].sum())
+    done_completion = int(cols["completion_tokens"][completed].sum())
     group: dict[str, Any] = {
-        "requests": int(rows.size),
+        "requests": int(measured.size),
         "by_status": {str(int(c)): int(n) for c, n in zip(codes, counts, strict=True)},
         "throughput": {
             "requests_per_s": float(served.size / window_s),
             "prompt_tokens_per_s": prompt / window_s,
             "completion_tokens_per_s": completion / window_s,
+            "completed_requests_per_s": float(completed.size / window_s),
+            "completed_prompt_tokens_per_s": done_prompt / window_s,
+            "completed_completion_tokens_per_s": done_completion / window_s,
         },
         "prompt_tokens": prompt,
         "cached_tokens": cached,
         "cache_hit_ratio": cached / prompt if prompt else 0.0,
         "completion_tokens": completion,
-        "preemptions": int(cols["preemptions"][rows].sum()),
+        "preemptions": int(cols["preemptions"][measured].sum()),
     }
     arrival = cols["arrival_s"][served]
     for name in LATENCIES:

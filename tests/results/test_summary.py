@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 
@@ -85,3 +86,26 @@ def test_utilisation_by_replica_shows_a_replica_that_gets_no_traffic() -> None:
     assert busy == pytest.approx(rate * mean_service_s / slots, rel=0.095)
     assert pool["utilisation"] == pytest.approx((busy + idle) / 2)
     assert sorted(pool["requests_by_replica"]) == [0, summary["requests_measured"]]
+
+
+def test_under_overload_completed_throughput_is_capacity_and_arrived_is_offered_load() -> None:
+    """Two exponential slots (capacity 2 requests/s) offered 4 requests/s: the queue never
+    empties after warm-up, so completions in the window are a Poisson process at capacity;
+    the backlog is all served in the drain, so served arrivals count at the arrival rate."""
+    slots, mean_service_s, rate, duration_s = 2, 1.0, 4.0, 2000.0
+    scenario = slot_scenario(slots, rate, mean_service_s, duration_s, seed=5)
+    result = simulate(scenario)
+    summary = summarize(result.requests, result.timeseries, scenario.warmup_s, duration_s)
+    throughput = summary["models"]["m"]["all"]["throughput"]
+    window_s = duration_s - scenario.warmup_s
+    capacity = slots / mean_service_s
+
+    def four_sd(per_s: float) -> float:  # of a Poisson count's rate over the window
+        return 4 * math.sqrt(per_s * window_s) / window_s
+
+    assert throughput["completed_requests_per_s"] == pytest.approx(capacity, abs=four_sd(capacity))
+    assert throughput["requests_per_s"] == pytest.approx(rate, abs=four_sd(rate))
+    # Constant lengths: tokens follow requests exactly (10 generated tokens each).
+    assert throughput["completed_completion_tokens_per_s"] == pytest.approx(
+        10 * throughput["completed_requests_per_s"]
+    )
