@@ -55,7 +55,8 @@ def run(
     no_plots: Annotated[bool, typer.Option("--no-plots", help="Skip the PNG plots")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table")] = False,
 ) -> None:
-    """Run a scenario and write requests.parquet, timeseries.parquet, summary.json, plots."""
+    """Run a scenario and write requests.parquet, timeseries.parquet, cache_hits.parquet,
+    summary.json, plots."""
     from sim.experiments.runner import run_scenario
     from sim.scenario_loader import load_scenario
 
@@ -97,7 +98,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
         "tier",
         "requests",
         "status",
-        "req/s",
+        "arrived/s",
+        "finished/s",
         "TTFT p50/p99 s",
         "TPOT p50/p99 ms",
         "E2E p50/p99 s",
@@ -107,6 +109,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
         table.add_column(
             column, justify="left" if column in ("model", "tier", "status") else "right"
         )
+    # arrived/s: served requests that arrived in the window (the load offered and eventually
+    # served); finished/s: requests served within it (what the pool delivered). See metrics.md.
     for model, data in summary["models"].items():
         for tier, group in data["tiers"].items():
             table.add_row(
@@ -115,12 +119,18 @@ def _print_summary(summary: dict[str, Any]) -> None:
                 f"{group['requests']:,}",
                 " ".join(f"{code}:{n:,}" for code, n in group["by_status"].items()),
                 f"{group['throughput']['requests_per_s']:.2f}",
+                f"{group['throughput']['completed_requests_per_s']:.2f}",
                 _pair(group["ttft_s"], 1),
                 _pair(group["tpot_s"], 1000),
                 _pair(group["e2e_s"], 1),
-                f"{group['queue_s'].get('p99', float('nan')):.3f}",
-                f"{group['cache_hit_ratio']:.1%}",
+                f"{group['queue_s']['p99']:.3f}" if group["queue_s"]["count"] else "-",
+                f"{group['cache_hit_ratio']:.1%}" if group["prompt_tokens"] else "-",
             )
+    if not summary["requests_measured"]:
+        table.caption = (
+            f"nothing measured: no request arrived between warm-up and the end of arrivals "
+            f"({summary['warmup_s']:g} to {summary['duration_s']:g} s)"
+        )
     out.print(table)
     pools = Table(title="pools", title_justify="left")
     for column in ("model", "pool", "replicas", "utilisation", "KV use", "running", "waiting"):

@@ -4,8 +4,8 @@ A run schedules one wake-up per iteration and per arrival, millions in all. A si
 costs an event object, a callbacks list, a priority check and an `_ok` check per wake-up;
 `call_later` instead puts `(time, priority, id, callback, value)` on simpy's own queue, beside
 simpy's `(time, priority, id, event)` entries (ids are unique, so the heap never compares past
-them), and `Clock.run` calls the callback with the value. simpy events (timeouts of the
-samplers and the slot model) still run as in `simpy.Environment.step`.
+them), and `Clock.run` calls the callback with the value. simpy events (timeouts of the slot
+model and of progress reports) still run as in `simpy.Environment.step`.
 """
 
 from __future__ import annotations
@@ -50,3 +50,10 @@ def call_later(
 
     Only a `Clock` runs these entries; a plain simpy environment would not know them."""
     heappush(env._queue, (env._now + delay_s, NORMAL, next(env._eid), callback, value))  # type: ignore[misc]
+
+
+def call_first_at(env: Clock, at_s: float, callback: Callable[[Any], None]) -> None:
+    """Run `callback(None)` at exactly `at_s`, before every other entry due then (simpy's
+    priorities are 0 and 1): a sampler at t1 closes the interval [t0, t1), whatever else
+    happens at t1."""
+    heappush(env._queue, (at_s, -1, next(env._eid), callback, None))  # type: ignore[misc]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.engine import ProgressCallback, simulate
+from sim.results.cache_hits import cache_hits_over_time
 from sim.results.store import check_replaceable, write_run
 from sim.results.summary import summarize
 from sim.scenario import Scenario
@@ -42,7 +43,10 @@ def run_scenario(
 
             draw(result.requests, result.timeseries, scenario.warmup_s, folder / "plots")
 
-    written = write_run(out_dir, scenario, result.requests, result.timeseries, summary, write_plots)
+    cache_hits = cache_hits_over_time(result.requests, result.timeseries)
+    written = write_run(
+        out_dir, scenario, result.requests, result.timeseries, cache_hits, summary, write_plots
+    )
     return RunReport(
         written,
         summary,

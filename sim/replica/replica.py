@@ -4,9 +4,12 @@ preemption by recompute), with decode-only stretches advanced in one event.
 The loop, per iteration (DESIGN.md, "The replica engine, step by step"):
 plan (decodes take one token each of the budget, prefilling requests their next chunk, then
 waiting requests are admitted in tier order while slots, budget and blocks allow), price (the
-performance model), apply (tokens, first tokens, finishes, block growth). When the plan has no
-prefill work and nothing waiting can be admitted, the identical decode steps up to the next
-finish (or until the free blocks run out) are one event, cut short by an arrival.
+performance model), apply (tokens, first tokens, finishes, block growth). When decodes need
+blocks that are not there, the most recently admitted request of the lowest tier running is
+preempted (Batch before Standard before Priority: a lower tier never displaces a higher one,
+PLATFORM.md). When the plan has no prefill work and nothing waiting can be admitted, the
+identical decode steps up to the next finish (or until the free blocks run out) are one event,
+cut short by an arrival.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from sim.request import TIER_RANK, Request
 
 STATUS_OK = 200
 STATUS_TOO_LONG = 400
+LOWEST_RANK = max(TIER_RANK.values())  # Batch: preempted first
 
 
 class Replica:
@@ -51,7 +55,7 @@ class Replica:
         self.on_done = on_done
         self.queues: tuple[deque[Request], ...] = (deque(), deque(), deque())
         self.waiting = 0
-        self.running: dict[Request, None] = {}  # admission order: the last is preempted first
+        self.running: dict[Request, None] = {}  # in admission order (preemption picks from it)
         self.prefilling: list[Request] = []
         # Decoding requests, lazily: a heap of finish steps, their count, their summed context
         # as of `context_step`, and how many cross a block boundary at each step modulo block_size.
@@ -153,7 +157,7 @@ class Replica:
         free_blocks = self.kv.available()
         if need > free_blocks:
             while need > free_blocks:
-                need -= self._preempt(next(reversed(self.running)))
+                need -= self._preempt(self._victim())
                 free_blocks = self.kv.available()
             decoding = self.decoding
         budget = self.max_batched_tokens - decoding
@@ -421,6 +425,20 @@ class Replica:
         self.context_sum -= context
         self.decoding -= 1
         return -(-context // self.block_size)
+
+    def _victim(self) -> Request:
+        """The most recently admitted request of the lowest tier running, so that Batch never
+        displaces Standard or Priority work. A scan, but only when memory runs out."""
+        candidates = reversed(self.running)
+        victim = next(candidates)
+        lowest = TIER_RANK[victim.tier]
+        for request in candidates:
+            if lowest == LOWEST_RANK:
+                break
+            rank = TIER_RANK[request.tier]
+            if rank > lowest:
+                victim, lowest = request, rank
+        return victim
 
     def _preempt(self, victim: Request) -> int:
         """Free the victim's blocks and requeue it at the front of its tier (recompute).

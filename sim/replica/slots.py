@@ -46,7 +46,7 @@ class SlotReplica:
         self._busy_since_s = 0.0
         self.kv = None
         self.iterations = 0
-        self.prompt_tokens_admitted = 0  # nothing is cached: slot models have no KV cache
+        self.prompt_tokens_admitted = 0  # none of them cached: slot models have no KV cache
         self.cached_tokens_admitted = 0
 
     def _service_s(self) -> float:
@@ -74,6 +74,7 @@ class SlotReplica:
         self._account()
         self.running[request] = None
         request.admitted_s = self.env.now
+        self.prompt_tokens_admitted += request.prompt_tokens
         event = self.env.timeout(self._service_s(), request)
         event.callbacks.append(self._on_service_end)
 

@@ -49,7 +49,7 @@ def latency_cdf(req: dict[str, np.ndarray], warmup_s: float, path: Path) -> Path
         ax.set_ylabel("fraction of requests")
         ax.set_xscale("log")
         ax.grid(True, alpha=0.3)
-        ax.legend(title="tier")
+        _legend(ax, title="tier")
     fig.suptitle("Latency CDF per tier (after warm-up)")
     return _save(fig, path)
 
@@ -71,7 +71,7 @@ def latency_over_time(req: dict[str, np.ndarray], ts: dict[str, np.ndarray], pat
     top.set_ylabel("time to first token (s)")
     top.set_yscale("log")
     top.grid(True, alpha=0.3)
-    top.legend()
+    _legend(top)
     top.set_title("Latency by arrival time, and load")
     pools = ts["replica"] == POOL_LEVEL
     for model, pool in dict.fromkeys(zip(ts["model"][pools], ts["pool"][pools], strict=True)):
@@ -81,7 +81,7 @@ def latency_over_time(req: dict[str, np.ndarray], ts: dict[str, np.ndarray], pat
     bottom.set_xlabel("simulated time (s)")
     bottom.set_ylabel("requests (whole pool)")
     bottom.grid(True, alpha=0.3)
-    bottom.legend()
+    _legend(bottom)
     return _save(fig, path)
 
 
@@ -109,9 +109,15 @@ def kv_cache_over_time(ts: dict[str, np.ndarray], path: Path) -> Path:
     ax.set_ylabel("KV-cache blocks (% of capacity)")
     ax.set_ylim(0, 105)
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    _legend(ax)
     ax.set_title("KV-cache use over time")
     return _save(fig, path)
+
+
+def _legend(ax: plt.Axes, **options: str) -> None:
+    """A legend only where something was drawn (a run may measure no requests)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**options)
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:

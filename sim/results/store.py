@@ -26,6 +26,7 @@ def write_run(
     scenario: Scenario,
     requests: pa.Table,
     timeseries: pa.Table,
+    cache_hits: pa.Table,
     summary: dict[str, Any],
     extra: Callable[[Path], None] | None = None,
 ) -> Path:
@@ -41,6 +42,7 @@ def write_run(
     try:
         pq.write_table(requests, tmp / "requests.parquet")
         pq.write_table(timeseries, tmp / "timeseries.parquet")
+        pq.write_table(cache_hits, tmp / "cache_hits.parquet")
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
         (tmp / "scenario.resolved.yaml").write_text(resolved_yaml(scenario))
         if extra is not None:

@@ -22,18 +22,26 @@ def summarize(
     window_s = duration_s - warmup_s
     cols = _numbers(requests)
     labels = {name: _labels(requests[name]) for name in LABELS}
-    arrival = cols["arrival_s"]
+    arrival, finished = cols["arrival_s"], cols["finished_s"]
     measured = np.flatnonzero((arrival >= warmup_s) & (arrival < duration_s))
+    served = cols["status"] == 200
+    rows = {
+        # Groups are named from every request, measured or not: the summary keeps its shape
+        # when nothing (or nothing of a tier) arrived after warm-up.
+        "every": np.arange(requests.num_rows),
+        "measured": measured,
+        "completed": np.flatnonzero(served & (finished >= warmup_s) & (finished < duration_s)),
+    }
     models: dict[str, Any] = {}
-    for model, in_model in _split(labels["model"], measured).items():
+    for model, in_model in _split_rows(labels["model"], rows).items():
         tiers = {
-            tier: _group(cols, rows, window_s)
-            for tier, rows in _split(labels["tier"], in_model).items()
+            tier: _group(cols, of_tier, window_s)
+            for tier, of_tier in _split_rows(labels["tier"], in_model).items()
         }
         models[model] = {"all": _group(cols, in_model, window_s), "tiers": tiers}
     traffic = {
-        name: _group(cols, rows, window_s)
-        for name, rows in _split(labels["traffic"], measured).items()
+        name: _group(cols, of_traffic, window_s)
+        for name, of_traffic in _split_rows(labels["traffic"], rows).items()
     }
     return {
         "warmup_s": warmup_s,
@@ -61,37 +69,62 @@ def _labels(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
     return encoded.indices.to_numpy(zero_copy_only=False), encoded.dictionary.to_pylist()
 
 
-def _split(labels: tuple[np.ndarray, list[str]], rows: np.ndarray) -> dict[str, np.ndarray]:
-    """`rows` grouped by label, names sorted, rows in their original order within a group."""
+def _split(
+    labels: tuple[np.ndarray, list[str]], rows: np.ndarray, among: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """`rows` grouped by label, names sorted, rows in their original order within a group.
+
+    The names are those present in `among` (default `rows`), so a group measured empty (every
+    request of a tier arrived during warm-up) is still reported, with zero counts.
+    """
     codes, names = labels
     order = rows[np.argsort(codes[rows], kind="stable")]
-    present, starts = np.unique(codes[order], return_index=True)
-    groups = np.split(order, starts[1:])
-    return {
-        names[c]: g for c, g in sorted(zip(present, groups, strict=True), key=lambda x: names[x[0]])
-    }
+    ordered_codes = codes[order]
+    present = np.unique(codes[rows if among is None else among])
+    starts = np.searchsorted(ordered_codes, present, side="left")
+    ends = np.searchsorted(ordered_codes, present, side="right")
+    groups = {names[c]: order[s:e] for c, s, e in zip(present, starts, ends, strict=True)}
+    return dict(sorted(groups.items()))
 
 
-def _group(cols: dict[str, np.ndarray], rows: np.ndarray, window_s: float) -> dict[str, Any]:
-    status = cols["status"][rows]
-    served = rows[status == 200]
+def _split_rows(
+    labels: tuple[np.ndarray, list[str]], rows: dict[str, np.ndarray]
+) -> dict[str, dict[str, np.ndarray]]:
+    """Each row set of `rows` split by label, the names taken from `rows["every"]`."""
+    parts = {kind: _split(labels, of_kind, rows["every"]) for kind, of_kind in rows.items()}
+    return {name: {kind: parts[kind][name] for kind in rows} for name in parts["every"]}
+
+
+def _group(
+    cols: dict[str, np.ndarray], rows: dict[str, np.ndarray], window_s: float
+) -> dict[str, Any]:
+    """Statistics of the requests that arrived in the window (`measured`), and the served
+    throughput of those that finished in it (`completed`)."""
+    measured, completed = rows["measured"], rows["completed"]
+    status = cols["status"][measured]
+    served = measured[status == 200]
     codes, counts = np.unique(status, return_counts=True)
     prompt = int(cols["prompt_tokens"][served].sum())
     cached = int(cols["cached_tokens"][served].sum())
     completion = int(cols["completion_tokens"][served].sum())
+    done_prompt = int(cols["prompt_tokens"][completed].sum())
+    done_completion = int(cols["completion_tokens"][completed].sum())
     group: dict[str, Any] = {
-        "requests": int(rows.size),
+        "requests": int(measured.size),
         "by_status": {str(int(c)): int(n) for c, n in zip(codes, counts, strict=True)},
         "throughput": {
             "requests_per_s": float(served.size / window_s),
             "prompt_tokens_per_s": prompt / window_s,
             "completion_tokens_per_s": completion / window_s,
+            "completed_requests_per_s": float(completed.size / window_s),
+            "completed_prompt_tokens_per_s": done_prompt / window_s,
+            "completed_completion_tokens_per_s": done_completion / window_s,
         },
         "prompt_tokens": prompt,
         "cached_tokens": cached,
         "cache_hit_ratio": cached / prompt if prompt else 0.0,
         "completion_tokens": completion,
-        "preemptions": int(cols["preemptions"][rows].sum()),
+        "preemptions": int(cols["preemptions"][measured].sum()),
     }
     arrival = cols["arrival_s"][served]
     for name in LATENCIES:
@@ -144,17 +177,14 @@ def _pools(
     served = measured_requests[req["status"][measured_requests] == 200]
     by_model = _split(labels["model"], served)
     pool_rows = ts["replica"] == POOL_LEVEL
-    measured = pool_rows & (ts["t_s"] > warmup_s) & (ts["t_s"] <= duration_s + 1e-9)
+    in_window = (ts["t_s"] > warmup_s) & (ts["t_s"] <= duration_s + 1e-9)
+    measured = pool_rows & in_window
     result = []
     for model, pool in dict.fromkeys(zip(ts_model[pool_rows], ts_pool[pool_rows], strict=True)):
-        mask = measured & (ts_model == model) & (ts_pool == pool)
-        replicas = sorted(
-            set(
-                ts["replica"][
-                    (ts["replica"] != POOL_LEVEL) & (ts_model == model) & (ts_pool == pool)
-                ]
-            )
-        )
+        of_pool = (ts_model == model) & (ts_pool == pool)
+        mask = measured & of_pool
+        replicas = sorted(set(ts["replica"][~pool_rows & of_pool]))
+        busy = [ts["busy_fraction"][in_window & of_pool & (ts["replica"] == r)] for r in replicas]
         in_pool = _split(labels["pool"], by_model.get(str(model), np.array([], dtype=np.int64)))
         rows = in_pool.get(str(pool), np.array([], dtype=np.int64))
         on_replica = [rows[req["replica"][rows] == r] for r in replicas]
@@ -166,6 +196,7 @@ def _pools(
                 "pool": str(pool),
                 "replicas": len(replicas),
                 "utilisation": float(ts["busy_fraction"][mask].mean()) if mask.any() else 0.0,
+                "utilisation_by_replica": [float(b.mean()) if b.size else 0.0 for b in busy],
                 "kv_use_mean": float((used / total).mean())
                 if mask.any() and total.min() > 0
                 else 0.0,

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pyarrow as pa
-import simpy
 
+from sim.clock import Clock, call_first_at
 from sim.replica.pool import ReplicaPool
 
 POOL_LEVEL = -1  # the `replica` value of a pool's aggregate row
@@ -29,7 +29,7 @@ LEVELS = (
 
 class TimeSeriesSampler:
     def __init__(
-        self, env: simpy.Environment, pools: Sequence[ReplicaPool], period_s: float, end_s: float
+        self, env: Clock, pools: Sequence[ReplicaPool], period_s: float, end_s: float
     ) -> None:
         self.env = env
         self.pools = pools
@@ -51,10 +51,9 @@ class TimeSeriesSampler:
         self._tick += 1
         at = self._tick * self.period_s
         if at <= self.end_s + 1e-9:
-            event = self.env.timeout(at - self.env.now)
-            event.callbacks.append(self._sample)
+            call_first_at(self.env, at, self._sample)
 
-    def _sample(self, event: simpy.Event) -> None:
+    def _sample(self, _: None) -> None:
         now = self.env.now
         add = self._add
         for pool in self.pools:

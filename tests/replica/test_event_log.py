@@ -2,31 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pytest
+from helpers import HandModel
 
 from sim.clock import Clock
 from sim.replica.kvcache import KVCache
 from sim.replica.replica import Replica
 from sim.request import Request
-
-
-class HandModel:
-    """10 ms per iteration + 1 ms per decoding sequence + 0.01 ms per context token of the
-    decodes + 0.1 ms per prefill token: round numbers to compute the log by hand."""
-
-    def decode_lines(self, decode_seqs: int) -> tuple[tuple[float, float], ...]:
-        return ((0.010 + 0.001 * decode_seqs, 0.00001),)
-
-    def iteration_time_s(
-        self,
-        decode_seqs: int,
-        decode_context_tokens: int,
-        prefill_chunks: Sequence[tuple[int, int]],
-    ) -> float:
-        prefill = sum(chunk for chunk, _ in prefill_chunks)
-        return 0.010 + 0.001 * decode_seqs + 0.00001 * decode_context_tokens + 0.0001 * prefill
 
 
 def _run(step_by_step: bool) -> tuple[list[tuple], dict[int, Request], Replica]:
