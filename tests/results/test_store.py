@@ -17,7 +17,7 @@ TABLE = pa.table({"x": [1, 2]})
 
 
 def _write(out: Path) -> Path:
-    return write_run(out, SCENARIO, TABLE, TABLE, {"runs": 1})
+    return write_run(out, SCENARIO, TABLE, TABLE, TABLE, {"runs": 1})
 
 
 def _files(folder: Path) -> set[str]:
@@ -32,6 +32,7 @@ def test_an_earlier_run_is_replaced_whole(tmp_path: Path) -> None:
     assert _files(out) == {
         "requests.parquet",
         "timeseries.parquet",
+        "cache_hits.parquet",
         "summary.json",
         "scenario.resolved.yaml",
     }
