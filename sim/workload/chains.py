@@ -8,13 +8,16 @@ consecutive indices first..end-1 of one owner. A session's turn is two runs (its
 and its own history) however long the history is, and whoever uses index k of an owner uses
 all of that owner's indices below k: the prefix cache relies on both.
 
-Owner numbers live in disjoint namespaces (kind in the top bits) and are deterministic (no
-Python `hash`, which is salted per process).
+Owner numbers live in disjoint namespaces and are deterministic (no Python `hash`, which is
+salted per process): the kind in the top bits, then 64 bits of a hash of the traffic source's
+name (thousands of sources never collide, so no two share a session's or a variant's blocks),
+then 60 bits for the variant, session or trace block.
 """
 
 from __future__ import annotations
 
-import zlib
+import hashlib
+from functools import cache
 
 SYSTEM, SESSION, TRACE = 1, 2, 3
 
@@ -22,21 +25,26 @@ Run = tuple[int, int, int]  # (owner, first index, end index)
 Runs = tuple[Run, ...]
 
 
+@cache  # called per prompt: hash each source's name once
 def source_uid(name: str) -> int:
-    return zlib.crc32(name.encode()) & 0xFFFFF
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little")
+
+
+def _owner(kind: int, source: str, number: int) -> int:
+    return (kind << 124) | (source_uid(source) << 60) | number
 
 
 def system_owner(source: str, variant: int) -> int:
-    return (SYSTEM << 60) | (source_uid(source) << 16) | variant
+    return _owner(SYSTEM, source, variant)
 
 
 def session_owner(source: str, session: int) -> int:
-    return (SESSION << 60) | (source_uid(source) << 36) | session
+    return _owner(SESSION, source, session)
 
 
 def trace_owner(source: str, trace_block: int) -> int:
     """A trace's own block id (already a prefix name) in the source's namespace."""
-    return (TRACE << 60) | (source_uid(source) << 36) | trace_block
+    return _owner(TRACE, source, trace_block)
 
 
 def runs_blocks(runs: Runs) -> int:

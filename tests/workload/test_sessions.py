@@ -128,3 +128,18 @@ def test_an_agent_shape_grows_long_contexts_that_stay_cached() -> None:
     later = requests["turn"].to_numpy() > 1
     hit = requests["cached_tokens"].to_numpy()[later].sum() / prompt[later].sum()
     assert hit > 0.9
+
+
+def test_block_owners_of_different_sources_never_meet() -> None:
+    """Owners carry 64 bits of the source's name: names whose CRC32 agree (as the old 20-bit
+    namespace assumed they would not) still get disjoint sessions, variants and trace blocks."""
+    import zlib
+
+    from sim.workload.chains import session_owner, system_owner, trace_owner
+
+    assert zlib.crc32(b"plumless") == zlib.crc32(b"buckeroo")
+    for owner in (session_owner, system_owner, trace_owner):
+        assert owner("plumless", 7) != owner("buckeroo", 7)
+    names = [f"acct-{i:04d}" for i in range(5000)]
+    assert len({session_owner(name, 1) for name in names}) == len(names)
+    assert len({session_owner("a", 1), system_owner("a", 1), trace_owner("a", 1)}) == 3
