@@ -67,6 +67,8 @@ def test_run_writes_every_result_and_the_resolved_scenario_reproduces_it(tmp_pat
         assert {"p50", "p90", "p99"} <= set(group[metric])
     assert 0 < summary["pools"][0]["utilisation"] <= 1
     # The resolved scenario is a complete scenario: running it gives the same requests.
+    resolved = yaml.safe_load((out / "scenario.resolved.yaml").read_text())
+    assert resolved["sample_interval_s"] == 1.0  # duration / 300, at least 1 s
     again = tmp_path / "again"
     done = _capsim(
         "run", str(out / "scenario.resolved.yaml"), "--out", str(again), "--no-plots", cwd=tmp_path

@@ -82,6 +82,7 @@ def check_replaceable(out_dir: Path) -> None:
 
 def resolved_yaml(scenario: Scenario) -> str:
     data = scenario.model_dump(mode="json", by_alias=True)
+    data["sample_interval_s"] = scenario.sample_period_s  # the derived default, as used
     header = "# The scenario with every default filled in, as capsim ran it.\n"
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present
     return header + yaml.dump(
