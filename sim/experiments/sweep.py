@@ -38,7 +38,7 @@ import yaml
 from sim.engine import Simulation
 from sim.errors import InputError
 from sim.experiments.runner import run_scenario
-from sim.results.store import check_replaceable
+from sim.results.store import check_replaceable, resolved_data
 from sim.scenario import Scenario
 from sim.scenario_loader import load_scenario
 
@@ -291,7 +291,7 @@ def _finished(spec: RunSpec) -> bool:
 def _same_scenario(spec: RunSpec, scenario: Scenario, seed: int) -> bool:
     """Compared as data, not text, so a change in how YAML is written does not count."""
     written = Path(spec.run_dir) / "scenario.resolved.yaml"
-    expected = scenario.model_copy(update={"seed": seed}).model_dump(mode="json", by_alias=True)
+    expected = resolved_data(scenario.model_copy(update={"seed": seed}))
     return written.is_file() and yaml.safe_load(written.read_text()) == expected
 
 

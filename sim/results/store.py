@@ -80,9 +80,15 @@ def check_replaceable(out_dir: Path) -> None:
     raise InputError(f"{out_dir}: {problem}; give a new or empty folder, or an earlier run's")
 
 
-def resolved_yaml(scenario: Scenario) -> str:
+def resolved_data(scenario: Scenario) -> dict[str, Any]:
+    """The scenario as plain data with every default filled in, derived ones as used."""
     data = scenario.model_dump(mode="json", by_alias=True)
-    data["sample_interval_s"] = scenario.sample_period_s  # the derived default, as used
+    data["sample_interval_s"] = scenario.sample_period_s
+    return data
+
+
+def resolved_yaml(scenario: Scenario) -> str:
+    data = resolved_data(scenario)
     header = "# The scenario with every default filled in, as capsim ran it.\n"
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present
     return header + yaml.dump(
