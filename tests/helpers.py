@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from sim.perf.base import PricesEachIteration
 from sim.scenario import Scenario
 
 
@@ -79,7 +80,7 @@ def on_the_second_scenario() -> Scenario:
     )
 
 
-class HandModel:
+class HandModel(PricesEachIteration):
     """10 ms per iteration + 1 ms per decoding sequence + 0.01 ms per context token of the
     decodes + 0.1 ms per prefill token: round numbers to compute the log by hand."""
 

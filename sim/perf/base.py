@@ -29,3 +29,44 @@ class BatchTimeModel(Protocol):
         `decode_context_tokens`, computed the same way.
         """
         ...
+
+    def prefill_run_ends_s(
+        self,
+        decode_seqs: int,
+        decode_context_tokens: int,
+        chunk_tokens: int,
+        context_before: int,
+        prefill_left: int,
+        iterations: int,
+    ) -> list[float]:
+        """Cumulative ends of `iterations` iterations that each prefill the next `chunk_tokens`
+        of one prompt (`prefill_left` in all, `context_before` already in KV) beside the same
+        decodes, whose summed context grows by `decode_seqs` an iteration; each iteration
+        priced as `iteration_time_s` prices it alone."""
+        ...
+
+
+class PricesEachIteration:
+    """`prefill_run_ends_s` by calling `iteration_time_s` once per iteration: for models with
+    no faster way (the tests' hand-made models)."""
+
+    def prefill_run_ends_s(
+        self: BatchTimeModel,
+        decode_seqs: int,
+        decode_context_tokens: int,
+        chunk_tokens: int,
+        context_before: int,
+        prefill_left: int,
+        iterations: int,
+    ) -> list[float]:
+        ends_s = []
+        total_s = 0.0
+        context, before, left = decode_context_tokens, context_before, prefill_left
+        for _ in range(iterations):
+            tokens = chunk_tokens if chunk_tokens < left else left
+            total_s += self.iteration_time_s(decode_seqs, context, ((tokens, before),))
+            ends_s.append(total_s)
+            context += decode_seqs
+            before += tokens
+            left -= tokens
+        return ends_s
