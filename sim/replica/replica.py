@@ -212,8 +212,9 @@ class Replica:
         """How many iterations the planned one repeats with the same batch: one request's
         prompt in chunks of the whole budget beside the same decodes, until its prefill
         completes, a decode finishes or the decodes' new blocks no longer fit. Anything
-        waiting might be admitted at a later step, so it keeps to single iterations."""
-        if self.step_by_step or self.waiting:
+        waiting might be admitted at a later step, and another prefilling request would take
+        the last step's spare budget, so either keeps to single iterations."""
+        if self.step_by_step or self.waiting or len(self.prefilling) > 1:
             return 1
         request, chunk = self.chunks[0]
         steps = -(-(request.prefill_target - request.prefill_done) // chunk)

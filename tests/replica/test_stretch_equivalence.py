@@ -42,6 +42,7 @@ def _serve(
     kv_blocks: int,
     log: list[tuple] | None = None,
     shared_prefixes: bool = False,
+    max_prompt_tokens: int = 900,
 ) -> tuple[list[Request], Replica]:
     rng = np.random.default_rng(seed)
     env = Clock()
@@ -61,7 +62,7 @@ def _serve(
     arrivals = np.cumsum(rng.exponential(0.15, 150))
     tiers = rng.choice(["standard", "priority", "batch"], 150, p=[0.6, 0.3, 0.1])
     for i, t in enumerate(arrivals):
-        prompt_tokens = int(rng.integers(1, 900))
+        prompt_tokens = int(rng.integers(1, max_prompt_tokens))
         family = int(rng.integers(0, 3))
         # Three "system prompts" of 20 blocks shared across requests, then private blocks.
         blocks = prompt_tokens // 16
@@ -99,6 +100,21 @@ def test_skipping_matches_step_by_step(seed: int, kv_blocks: int, shared_prefixe
     assert fast.kv.used_blocks == slow.kv.used_blocks == 0
     if shared_prefixes:
         assert sum(r.cached_tokens for r in skipped) > 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("kv_blocks", [400, 10_000])
+def test_long_prompts_in_prefill_runs_match_step_by_step(seed: int, kv_blocks: int) -> None:
+    """Prompts of up to six budgets: prefill runs of several iterations, cut by arrivals,
+    finishes and memory, beside shared prefixes."""
+    log: list[tuple] = []
+    skipped, _ = _serve(seed, False, kv_blocks, log, True, max_prompt_tokens=3_000)
+    stepped, _ = _serve(seed, True, kv_blocks, None, True, max_prompt_tokens=3_000)
+    assert any(e[0] == "iteration" and e[4] and e[5] > 1 for e in log)  # runs did happen
+    for a, b in zip(skipped, stepped, strict=True):
+        assert [getattr(a, f) for f in FIELDS] == [getattr(b, f) for f in FIELDS]
+        for name in TIMES:
+            assert getattr(a, name) == pytest.approx(getattr(b, name), rel=1e-9, abs=1e-9)
 
 
 def test_tight_memory_preempts() -> None:
