@@ -1,13 +1,14 @@
-"""Token-length distributions: validated parameters, vectorised `sample(rng, n)` and an exact
-`mean`.
+"""Token-length distributions: validated parameters, `sample(rng)` for one draw,
+`sample(rng, n)` for a vectorised batch (the hot path) and an exact `mean`.
 
 Samples are whole token counts: the continuous draw is rounded and clipped to [1, max]. `mean` is
-the exact mean of that integer distribution (summed over its support), not of the continuous law.
+the exact mean of that integer distribution, not of the continuous law (see `_Clipped.mean`).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import math
+from typing import Annotated, Literal, overload
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -15,30 +16,98 @@ from pydantic import Field, model_validator
 from sim.config_base import StrictModel
 
 _MAX_TOKENS = 10_000_000
+_EPS = float(np.finfo(float).eps)
+# sup |B_3(t)| / 3! over [0, 1], B_3 the third Bernoulli polynomial: the Euler-Maclaurin remainder
+# of a midpoint sum after its h^2 term is at most this times the integral of |g'''|.
+_EM_REMAINDER = math.sqrt(3) / 36 / 6
+_FIRST_CHUNK = 1024
+_LAST_CHUNK = 1 << 20  # bounds the memory of one step of the sum
 
 
-class _Clipped(StrictModel):
-    """A continuous law rounded to whole tokens and clipped to [1, max]."""
+def _phi(z: float) -> float:
+    return math.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+
+
+def _ndtr(x: np.ndarray | float) -> np.ndarray:
+    from scipy.special import ndtr  # imported here: scipy costs start-up time
+
+    return np.asarray(ndtr(x))
+
+
+class _Length(StrictModel):
+    """`sample(rng)` is one draw, a Python int; `sample(rng, n)` draws n at once into an array
+    (one numpy call, for the hot path) whose first value is the draw `sample(rng)` makes."""
+
+    def _sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        raise NotImplementedError
+
+    @overload
+    def sample(self, rng: np.random.Generator) -> int: ...
+    @overload
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray: ...
+    def sample(self, rng: np.random.Generator, n: int | None = None) -> int | np.ndarray:
+        if n is None:
+            return int(self._sample(rng, 1)[0])
+        return self._sample(rng, n)
+
+
+class _Clipped(_Length):
+    """A continuous law X rounded to whole tokens and clipped to [1, max]."""
 
     max: int = Field(
         _MAX_TOKENS, ge=1, description="Largest value, tokens (larger draws are clipped)"
     )
 
-    def _cdf(self, x: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         raise NotImplementedError
 
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+    def _sf(self, x: np.ndarray) -> np.ndarray:
+        """P(X > x), accurate far in the tail (not 1 - cdf)."""
+        raise NotImplementedError
+
+    def _sf_integral(self, a: float, b: float) -> float:
+        """The integral of P(X > x) over [a, b], in closed form."""
+        raise NotImplementedError
+
+    def _density(self, x: float) -> tuple[float, float]:
+        """The density of X at x and its slope: the Euler-Maclaurin terms of the tail."""
+        raise NotImplementedError
+
+    def _convex_from(self, x: float) -> bool:
+        """Whether the density is convex on [x, inf): then its slope bounds the remainder."""
+        raise NotImplementedError
+
+    def _sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return np.clip(np.rint(self._draw(rng, n)), 1, self.max).astype(np.int64)
 
     @property
     def mean(self) -> float:
-        edges = np.arange(1, self.max) + 0.5  # value k covers [k - 0.5, k + 0.5)
-        cdf = self._cdf(edges)
-        probs = np.diff(np.concatenate(([0.0], cdf, [1.0])))
-        return float(np.dot(probs, np.arange(1, self.max + 1)))
+        """E[Y] = 1 + sum_{k=1}^{max-1} P(X > k + 1/2), Y the rounded and clipped draw.
+
+        Summing the pmf over all of 1..max (10^7 values by default) took seconds. The terms are
+        summed in growing chunks until they are exactly 0 in float, or until the tail from k = K
+        on can be replaced by the Euler-Maclaurin form of its midpoint sum,
+        integral_K^max P(X > x) dx + (f(max) - f(K)) / 24 (f the density of X),
+        whose remainder is at most _EM_REMAINDER |f'(K)| once f is convex beyond K: it is
+        replaced only when that bound is below the float resolution of the sum.
+        """
+        total = 1.0
+        k = 1  # the next term
+        size = _FIRST_CHUNK
+        while k < self.max:
+            end = min(k + size, self.max)
+            terms = self._sf(np.arange(k, end) + 0.5)
+            total += float(terms.sum())
+            k = end
+            if k == self.max or terms[-1] == 0.0:  # the terms decrease: the rest are 0 too
+                return total
+            if self._convex_from(k):
+                f_k, slope_k = self._density(k)
+                if _EM_REMAINDER * abs(slope_k) <= 0.25 * _EPS * total:
+                    f_max, _ = self._density(self.max)
+                    return total + self._sf_integral(k, self.max) + (f_max - f_k) / 24
+            size = min(2 * size, _LAST_CHUNK)
+        return total
 
 
 class LogNormalLength(_Clipped):
@@ -49,10 +118,30 @@ class LogNormalLength(_Clipped):
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.lognormal(np.log(self.median), self.sigma, n)
 
-    def _cdf(self, x: np.ndarray) -> np.ndarray:
-        from scipy.special import ndtr  # imported here: scipy costs start-up time
+    def _z(self, x: np.ndarray | float) -> np.ndarray:
+        return np.asarray((np.log(x) - np.log(self.median)) / self.sigma)
 
-        return ndtr((np.log(x) - np.log(self.median)) / self.sigma)
+    def _sf(self, x: np.ndarray) -> np.ndarray:
+        return _ndtr(-self._z(x))
+
+    def _sf_integral(self, a: float, b: float) -> float:
+        # By parts: [x P(X > x)]_a^b + E[X; a < X <= b], the lognormal's partial mean.
+        z_a, z_b = float(self._z(a)), float(self._z(b))
+        sf_a, sf_b, upper_a, upper_b = _ndtr(
+            -np.array([z_a, z_b, z_a - self.sigma, z_b - self.sigma])
+        )
+        mean_x = self.median * math.exp(self.sigma**2 / 2)
+        return float(b * sf_b - a * sf_a + mean_x * (upper_a - upper_b))
+
+    def _density(self, x: float) -> tuple[float, float]:
+        z = float(self._z(x))
+        f = _phi(z) / (self.sigma * x)
+        return f, -f * (z + self.sigma) / (self.sigma * x)
+
+    def _convex_from(self, x: float) -> bool:
+        # f'' = f (w^2 + sigma w - 1) / (sigma x)^2 with w = z + sigma, growing with x: > 0 once
+        # w >= 1.
+        return float(self._z(x)) + self.sigma >= 1.0
 
 
 class NormalLength(_Clipped):
@@ -63,17 +152,36 @@ class NormalLength(_Clipped):
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.normal(self.mean_tokens, self.std, n)
 
-    def _cdf(self, x: np.ndarray) -> np.ndarray:
-        from scipy.special import ndtr
+    @property
+    def mean(self) -> float:
+        if self.std == 0:  # every draw is the mean, rounded half to even as np.rint does
+            return float(np.clip(np.rint(self.mean_tokens), 1, self.max))
+        return super().mean
 
-        return ndtr((x - self.mean_tokens) / max(self.std, 1e-12))
+    def _sf(self, x: np.ndarray) -> np.ndarray:
+        return _ndtr((self.mean_tokens - x) / self.std)
+
+    def _sf_integral(self, a: float, b: float) -> float:
+        # By parts: [(x - mean) P(X > x)]_a^b + std (phi(z_a) - phi(z_b)).
+        z_a, z_b = (a - self.mean_tokens) / self.std, (b - self.mean_tokens) / self.std
+        sf_a, sf_b = _ndtr(-np.array([z_a, z_b]))
+        return float(self.std * (z_b * sf_b - z_a * sf_a + _phi(z_a) - _phi(z_b)))
+
+    def _density(self, x: float) -> tuple[float, float]:
+        z = (x - self.mean_tokens) / self.std
+        f = _phi(z) / self.std
+        return f, -f * z / self.std
+
+    def _convex_from(self, x: float) -> bool:
+        # f'' = f (z^2 - 1) / std^2: > 0 beyond one standard deviation above the mean.
+        return x - self.mean_tokens > self.std
 
 
-class ConstantLength(StrictModel):
+class ConstantLength(_Length):
     dist: Literal["constant"]
     value: int = Field(ge=1, description="Every draw, tokens")
 
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+    def _sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return np.full(n, self.value, dtype=np.int64)
 
     @property
@@ -81,7 +189,7 @@ class ConstantLength(StrictModel):
         return float(self.value)
 
 
-class UniformLength(StrictModel):
+class UniformLength(_Length):
     dist: Literal["uniform"]
     low: int = Field(ge=1, description="Smallest value, tokens (inclusive)")
     high: int = Field(ge=1, description="Largest value, tokens (inclusive)")
@@ -92,7 +200,7 @@ class UniformLength(StrictModel):
             raise ValueError(f"high ({self.high}) must be >= low ({self.low})")
         return self
 
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+    def _sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.integers(self.low, self.high, n, endpoint=True, dtype=np.int64)
 
     @property
@@ -100,7 +208,7 @@ class UniformLength(StrictModel):
         return (self.low + self.high) / 2
 
 
-class EmpiricalLength(StrictModel):
+class EmpiricalLength(_Length):
     dist: Literal["empirical"]
     values: list[Annotated[int, Field(ge=1)]] = Field(min_length=1, description="Values, tokens")
     weights: list[Annotated[float, Field(ge=0)]] | None = Field(
@@ -122,7 +230,7 @@ class EmpiricalLength(StrictModel):
         w = np.ones(len(self.values)) if self.weights is None else np.asarray(self.weights, float)
         return w / w.sum()
 
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+    def _sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         values = np.asarray(self.values, dtype=np.int64)
         return values[rng.choice(len(values), size=n, p=self._probs())]
 

@@ -1,8 +1,9 @@
-"""Think-time distributions, seconds: validated parameters, `sample(rng, n)` and an exact `mean`."""
+"""Think-time distributions, seconds: validated parameters, `sample(rng)` for one draw,
+`sample(rng, n)` for a vectorised batch (the hot path) and an exact `mean`."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, overload
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -11,11 +12,28 @@ from sim.config_base import StrictModel
 from sim.units import Seconds
 
 
-class ExponentialTime(StrictModel):
+class _Time(StrictModel):
+    """`sample(rng)` is one draw, a Python float; `sample(rng, n)` draws n at once into an array
+    (one numpy call, for the hot path) whose first value is the draw `sample(rng)` makes."""
+
+    def _sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        raise NotImplementedError
+
+    @overload
+    def sample(self, rng: np.random.Generator) -> float: ...
+    @overload
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray: ...
+    def sample(self, rng: np.random.Generator, n: int | None = None) -> float | np.ndarray:
+        if n is None:
+            return float(self._sample(rng, 1)[0])
+        return self._sample(rng, n)
+
+
+class ExponentialTime(_Time):
     dist: Literal["exponential"]
     mean_s: Seconds = Field(gt=0, description="Mean, s")
 
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+    def _sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.exponential(self.mean_s, n)
 
     @property
@@ -23,12 +41,12 @@ class ExponentialTime(StrictModel):
         return self.mean_s
 
 
-class LogNormalTime(StrictModel):
+class LogNormalTime(_Time):
     dist: Literal["lognormal"]
     median_s: Seconds = Field(gt=0, description="Median, s")
     sigma: float = Field(gt=0, description="Standard deviation of the log, dimensionless")
 
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+    def _sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.lognormal(np.log(self.median_s), self.sigma, n)
 
     @property
@@ -36,11 +54,11 @@ class LogNormalTime(StrictModel):
         return float(self.median_s * np.exp(self.sigma**2 / 2))
 
 
-class ConstantTime(StrictModel):
+class ConstantTime(_Time):
     dist: Literal["constant"]
     value_s: Seconds = Field(ge=0, description="Every draw, s")
 
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+    def _sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return np.full(n, float(self.value_s))
 
     @property
@@ -48,7 +66,7 @@ class ConstantTime(StrictModel):
         return self.value_s
 
 
-class UniformTime(StrictModel):
+class UniformTime(_Time):
     dist: Literal["uniform"]
     low_s: Seconds = Field(ge=0, description="Smallest value, s")
     high_s: Seconds = Field(ge=0, description="Largest value, s")
@@ -59,7 +77,7 @@ class UniformTime(StrictModel):
             raise ValueError(f"high_s ({self.high_s}) must be >= low_s ({self.low_s})")
         return self
 
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+    def _sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.uniform(self.low_s, self.high_s, n)
 
     @property
