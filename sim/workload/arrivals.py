@@ -59,11 +59,22 @@ class ConstantArrivals(StrictModel):
     def gaps_s(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return np.full(n, 1.0 / self.rate_per_s)
 
+    def times_s(self, first: int, n: int) -> np.ndarray:
+        """Arrivals first..first+n-1 at k / rate: summed gaps would drift by rounding, spacing
+        them unevenly and letting an extra arrival in before the end of a long run."""
+        return np.arange(first, first + n) / self.rate_per_s
+
     def rate_at(self, t_s: float) -> float:
         return self.rate_per_s
 
     def mean_count(self, duration_s: float) -> float:
-        return float(np.ceil(duration_s * self.rate_per_s - 1e-9))
+        """How many k >= 0 have k / rate < duration_s, as `times_s` computes them."""
+        n = max(int(np.ceil(duration_s * self.rate_per_s)), 0)
+        while n > 0 and (n - 1) / self.rate_per_s >= duration_s:
+            n -= 1
+        while n / self.rate_per_s < duration_s:
+            n += 1
+        return float(n)
 
 
 class ProfileArrivals(StrictModel):
@@ -142,20 +153,22 @@ ArrivalProcess = Annotated[
 def arrival_chunks(
     process: ArrivalProcess, rng: np.random.Generator, duration_s: float
 ) -> Iterator[np.ndarray]:
-    """Arrival times in [0, duration_s), ascending, in chunks of 64 first, then twice as many
+    """Arrival times in [0, duration_s), non-decreasing, in chunks of 64 first, then twice as many
     each time up to CHUNK (a slow source among thousands holds little)."""
     last = 0.0
+    drawn = 0
     size = 64
     while True:
         if isinstance(process, ProfileArrivals):
             unit = last + np.cumsum(rng.exponential(1.0, size))
             last = float(unit[-1])
             times = process.inverse_cumulative(unit)
+        elif isinstance(process, ConstantArrivals):
+            times = process.times_s(drawn, size)  # evenly spaced from t = 0
         else:
             times = last + np.cumsum(process.gaps_s(rng, size))
-            if isinstance(process, ConstantArrivals) and last == 0.0:
-                times -= times[0]  # evenly spaced from t = 0
             last = float(times[-1])
+        drawn += size
         inside = times[times < duration_s]
         if inside.size:
             yield inside
