@@ -56,9 +56,6 @@ class ConstantArrivals(StrictModel):
     process: Literal["constant"]
     rate_per_s: float = Field(gt=0, description="Arrivals per second, evenly spaced")
 
-    def gaps_s(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        return np.full(n, 1.0 / self.rate_per_s)
-
     def times_s(self, first: int, n: int) -> np.ndarray:
         """Arrivals first..first+n-1 at k / rate: summed gaps would drift by rounding, spacing
         them unevenly and letting an extra arrival in before the end of a long run."""
