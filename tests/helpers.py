@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from sim.perf.base import PricesEachIteration
 from sim.scenario import Scenario
 
 
@@ -80,7 +79,7 @@ def on_the_second_scenario() -> Scenario:
     )
 
 
-class HandModel(PricesEachIteration):
+class HandModel:
     """10 ms per iteration + 1 ms per decoding sequence + 0.01 ms per context token of the
     decodes + 0.1 ms per prefill token: round numbers to compute the log by hand."""
 

@@ -199,53 +199,6 @@ class RooflineModel:
             time_s += self._decode_s_per_token * decode_context_tokens
         return time_s
 
-    def prefill_run_ends_s(
-        self,
-        decode_seqs: int,
-        decode_context_tokens: int,
-        chunk_tokens: int,
-        context_before: int,
-        prefill_left: int,
-        iterations: int,
-    ) -> list[float]:
-        """`iteration_time_s` of each iteration of a prefill run, term for term, with the
-        parts that stay the same over the run looked up once (the protocol's docstring)."""
-        token_s = self._token_s
-        full_s = token_s.get(decode_seqs + chunk_tokens)
-        if full_s is None:
-            full_s = self.token_time_s(decode_seqs + chunk_tokens)
-        sample_s = self._sample_s.get(decode_seqs + 1)
-        if sample_s is None:
-            sample_s = self.sample_time_s(decode_seqs + 1)
-        per_pair, kernel_s = self._prefill_s_per_pair, self._prefill_kernel_s
-        per_kv_token = max(self._prefill_s_per_kv_token, self._prefill_serial_s_per_token)
-        decode_fixed_s = 0.0
-        if decode_seqs:
-            decode_fixed_s = self._attention_fixed_s + self._attention_seq_s * decode_seqs
-        per_context, overhead_s = self._decode_s_per_token, self._overhead_s
-        context, before, left = decode_context_tokens, context_before, prefill_left
-        ends_s = []
-        total_s = 0.0
-        for _ in range(iterations):
-            if chunk_tokens < left:
-                tokens, linear_s = chunk_tokens, full_s
-            else:
-                tokens, linear_s = left, self.token_time_s(decode_seqs + left)
-            end = before + tokens
-            time_s = overhead_s + linear_s + sample_s
-            time_s += kernel_s + max(
-                tokens * (before + (tokens + 1) * 0.5) * per_pair, end * per_kv_token
-            )
-            if decode_seqs:
-                time_s += decode_fixed_s
-                time_s += per_context * context
-            total_s += time_s
-            ends_s.append(total_s)
-            context += decode_seqs
-            before = end
-            left -= tokens
-        return ends_s
-
     # ------------------------------------------------------------------ memory
     def kv_capacity_tokens(
         self, memory_utilization: float = 0.9, activation_reserve_gb: float | None = None

@@ -228,16 +228,19 @@ class Replica:
         """Each iteration of a prefill run priced as it would be alone; their ends are kept
         so that an arrival can cut the run at the iteration in flight."""
         request, chunk = self.chunks[0]
-        self.run_ends_s = self.perf.prefill_run_ends_s(
-            self.decoding,
-            context,
-            chunk,
-            request.prefill_done,
-            request.prefill_target - request.prefill_done,
-            steps,
-        )
+        left, before = request.prefill_target - request.prefill_done, request.prefill_done
+        decoding, price = self.decoding, self.perf.iteration_time_s
+        total_s = 0.0
+        ends_s = self.run_ends_s = []
+        for _ in range(steps):
+            tokens = chunk if chunk < left else left
+            total_s += price(decoding, context, ((tokens, before),))
+            ends_s.append(total_s)
+            context += decoding
+            before += tokens
+            left -= tokens
         self.stretch_steps = steps
-        return self.run_ends_s[-1]
+        return total_s
 
     def _admit(
         self,

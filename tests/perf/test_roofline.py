@@ -194,17 +194,3 @@ def test_moe_reads_only_the_experts_a_batch_touches() -> None:
         assert gemm.bytes(4096) >= 0.99 * gemm.weight_bytes
     # Going from 1 to 64 sequences touches about 39x more experts per layer: the step grows.
     assert model.iteration_time_s(64, 64_000, []) > 1.5 * model.iteration_time_s(1, 1_000, [])
-
-
-@pytest.mark.parametrize("decodes", [0, 1, 37])
-def test_prefill_run_prices_each_iteration_bit_for_bit(model: RooflineModel, decodes: int) -> None:
-    """A prefill run's ends are the running sums of its iterations priced one by one."""
-    context, chunk, before, left = decodes * 900, 512 - decodes, 1_024, 3 * (512 - decodes) + 7
-    ends = model.prefill_run_ends_s(decodes, context, chunk, before, left, 4)
-    total, singles = 0.0, []
-    for _ in range(4):
-        tokens = min(chunk, left)
-        total += model.iteration_time_s(decodes, context, [(tokens, before)])
-        singles.append(total)
-        context, before, left = context + decodes, before + tokens, left - tokens
-    assert ends == singles

@@ -8,14 +8,13 @@ import numpy as np
 import pytest
 
 from sim.clock import Clock
-from sim.perf.base import PricesEachIteration
 from sim.replica.kvcache import KVCache
 from sim.replica.replica import Replica
 from sim.replica.stretch import stretch_time_s
 from sim.request import Request
 
 
-class TwoRegimeModel(PricesEachIteration):
+class TwoRegimeModel:
     """A decode step is the max of two lines in the context (a breakpoint inside most runs)."""
 
     def decode_lines(self, decode_seqs: int) -> tuple[tuple[float, float], ...]:
