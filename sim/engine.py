@@ -57,8 +57,8 @@ class Simulation:
         self.env = Clock()
         self.recorder = RequestRecorder()
         self._ids = itertools.count()
+        self.gateway = Gateway(self.env, self.recorder.record)
         self.pools: list[ReplicaPool] = []
-        routes: dict[tuple[str, str], ReplicaPool] = {}
         for model_id, model in scenario.models.items():
             for pool_name, pool in model.pools.items():
                 perf, blocks = _perf_and_capacity(model.architecture, pool)
@@ -70,15 +70,14 @@ class Simulation:
                     pool,
                     scenario.seed,
                     scenario.step_by_step,
-                    self._done,
+                    self.gateway.finished,
                     perf,
                     blocks,
                 )
                 self.pools.append(replica_pool)
                 tiers = ["fast"] if model.fast else pool.tiers
                 for tier in tiers:
-                    routes.setdefault((model_id, tier), replica_pool)
-        self.gateway = Gateway(routes)
+                    self.gateway.route(model_id, tier, replica_pool)
         self.sources = [self._source(traffic) for traffic in scenario.traffic]
         self.end_s = scenario.duration_s + scenario.drain_s
         self.sampler = TimeSeriesSampler(
@@ -106,11 +105,6 @@ class Simulation:
 
     def _next_id(self) -> int:
         return next(self._ids)
-
-    def _done(self, request: Request) -> None:
-        self.recorder.record(request)
-        if request.client is not None:
-            request.client(request)
 
     def run(self, progress: ProgressCallback | None = None) -> RunOutput:
         for source in self.sources:

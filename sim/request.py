@@ -5,13 +5,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from sim.status import STATUS_IN_FLIGHT
 from sim.workload.chains import Runs
 
 # Admission order within a replica (Fast pools serve only "fast").
 TIER_RANK = {"priority": 0, "fast": 1, "standard": 1, "batch": 2}
-
-# `status` of an attempt still in flight when the run stopped draining (no HTTP answer yet).
-STATUS_IN_FLIGHT = 0
 
 
 class Request:
@@ -37,6 +35,7 @@ class Request:
         "generated",
         "joined_step",
         "kv_blocks",
+        "logical_id",
         "model",
         "output_tokens",
         "pool",
@@ -65,7 +64,8 @@ class Request:
         prompt_tokens: int,
         output_tokens: int,
         block_runs: Runs | None = None,
-        attempt: int = 0,
+        attempt: int = 1,
+        logical_id: int = -1,
     ) -> None:
         self.request_id = request_id
         self.traffic = traffic
@@ -76,11 +76,14 @@ class Request:
         self.prompt_tokens = prompt_tokens
         self.output_tokens = output_tokens
         self.block_runs = block_runs  # the prompt's block chain (None: nothing to share)
-        self.attempt = attempt
+        self.attempt = attempt  # 1 for the first attempt of a logical request, 2 for a retry...
+        # The logical request it belongs to: its first attempt's request_id.
+        self.logical_id = request_id if logical_id < 0 else logical_id
         self.affinity_key: str | None = None  # x-session-affinity header or `user` field
         self.session_id = -1  # -1: not part of a session
         self.turn = 0  # 1, 2, ... within a session
-        self.client: Callable[[Request], None] | None = None  # told when the attempt ends
+        # Told of the attempt's outcome, as a scheduled event (never from inside a replica).
+        self.client: Callable[[Request], None] | None = None
         self.pool = ""
         self.replica = -1
         self.status = STATUS_IN_FLIGHT

@@ -64,7 +64,6 @@ class ReplicaPool:
         self.router = policy(model.routing, view, stream(seed, "routing", model_id, pool_name))
 
     def submit(self, request: Request) -> None:
-        request.pool = self.name
         index = self.router.choose(request)
         self.load.add(index, request)
         self.replicas[index].enqueue(request)

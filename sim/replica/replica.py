@@ -25,9 +25,8 @@ from sim.perf.base import BatchTimeModel
 from sim.replica.kvcache import KVCache
 from sim.replica.stretch import steps_done_by, stretch_time_s
 from sim.request import TIER_RANK, Request
+from sim.status import STATUS_OK
 
-STATUS_OK = 200
-STATUS_TOO_LONG = 400
 LOWEST_RANK = max(TIER_RANK.values())  # Batch: preempted first
 
 
@@ -87,14 +86,6 @@ class Replica:
     # ----------------------------------------------------------------------------- arrivals
     def enqueue(self, request: Request) -> None:
         request.replica = self.index
-        if -(-(request.prompt_tokens + request.output_tokens) // self.block_size) > (
-            self.kv.capacity_blocks
-        ):
-            # Its KV could never fit on this replica: the service answers 400 (context too long).
-            request.status = STATUS_TOO_LONG
-            request.finished_s = self.env.now
-            self.on_done(request)
-            return
         self.queues[TIER_RANK[request.tier]].append(request)
         self.waiting += 1
         if not self.busy:

@@ -17,8 +17,7 @@ import simpy
 
 from sim.perf.config import ExponentialPerf, FixedPerf
 from sim.request import TIER_RANK, Request
-
-STATUS_OK = 200
+from sim.status import STATUS_OK
 
 
 class SlotReplica:

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from sim.results.timeseries import POOL_LEVEL
+from sim.status import STATUS_OK
 
 
 def _columns(table: pa.Table) -> dict[str, np.ndarray]:
@@ -32,7 +33,7 @@ def write_plots(
 
 
 def latency_cdf(req: dict[str, np.ndarray], warmup_s: float, path: Path) -> Path:
-    served = (req["status"] == 200) & (req["arrival_s"] >= warmup_s)
+    served = (req["status"] == STATUS_OK) & (req["arrival_s"] >= warmup_s)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     for ax, metric, label in zip(
         axes,
@@ -56,7 +57,7 @@ def latency_cdf(req: dict[str, np.ndarray], warmup_s: float, path: Path) -> Path
 
 def latency_over_time(req: dict[str, np.ndarray], ts: dict[str, np.ndarray], path: Path) -> Path:
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 7), sharex=True)
-    served = req["status"] == 200
+    served = req["status"] == STATUS_OK
     if served.any():
         edges = np.linspace(0, max(req["arrival_s"][served].max(), 1e-9), 61)
         for tier in sorted(set(req["tier"][served])):

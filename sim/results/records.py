@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from sim.request import Request
+from sim.status import STATUS_OK
 
 CHUNK_ROWS = 65536
 
@@ -22,6 +23,7 @@ REQUEST_COLUMNS = (
     "replica",
     "status",
     "attempt",
+    "logical_id",
     "session_id",
     "turn",
     "arrival_s",
@@ -73,7 +75,7 @@ def _to_batch(requests: list[Request]) -> pa.RecordBatch:
     first = floats("first_token_s")
     finished = floats("finished_s")
     status = ints("status")
-    served = status == 200
+    served = status == STATUS_OK
     completion = np.where(served, ints("output_tokens"), 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         tpot = np.where(completion > 1, (finished - first) / (completion - 1), np.nan)
@@ -87,6 +89,7 @@ def _to_batch(requests: list[Request]) -> pa.RecordBatch:
         "replica": ints("replica"),
         "status": status,
         "attempt": ints("attempt"),
+        "logical_id": ints("logical_id"),
         "session_id": ints("session_id"),
         "turn": ints("turn"),
         "arrival_s": arrival,

@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from sim.results.timeseries import POOL_LEVEL
+from sim.status import STATUS_OK
 
 LATENCIES = ("ttft_s", "tpot_s", "e2e_s", "queue_s")
 CI_BATCHES = 10  # batch means by arrival time for the confidence interval of a mean
@@ -24,7 +25,7 @@ def summarize(
     labels = {name: _labels(requests[name]) for name in LABELS}
     arrival, finished = cols["arrival_s"], cols["finished_s"]
     measured = np.flatnonzero((arrival >= warmup_s) & (arrival < duration_s))
-    served = cols["status"] == 200
+    served = cols["status"] == STATUS_OK
     rows = {
         # Groups are named from every request, measured or not: the summary keeps its shape
         # when nothing (or nothing of a tier) arrived after warm-up.
@@ -102,7 +103,7 @@ def _group(
     throughput of those that finished in it (`completed`)."""
     measured, completed = rows["measured"], rows["completed"]
     status = cols["status"][measured]
-    served = measured[status == 200]
+    served = measured[status == STATUS_OK]
     codes, counts = np.unique(status, return_counts=True)
     prompt = int(cols["prompt_tokens"][served].sum())
     cached = int(cols["cached_tokens"][served].sum())
@@ -174,7 +175,7 @@ def _pools(
         return []
     ts = _numbers(timeseries)
     ts_model, ts_pool = (timeseries[n].to_numpy(zero_copy_only=False) for n in ("model", "pool"))
-    served = measured_requests[req["status"][measured_requests] == 200]
+    served = measured_requests[req["status"][measured_requests] == STATUS_OK]
     by_model = _split(labels["model"], served)
     pool_rows = ts["replica"] == POOL_LEVEL
     in_window = (ts["t_s"] > warmup_s) & (ts["t_s"] <= duration_s + 1e-9)

@@ -14,6 +14,7 @@ from pydantic import Field
 from sim.clock import call_later
 from sim.config_base import StrictModel
 from sim.request import Request
+from sim.status import STATUS_OK
 from sim.workload.arrivals import arrival_chunks
 from sim.workload.chains import Runs, session_owner, system_owner
 from sim.workload.distributions import ConstantLength, LengthDist
@@ -179,7 +180,7 @@ class SessionSource:
         self._submit(request)
 
     def _answered(self, session: _Session, request: Request) -> None:
-        if request.status != 200 or session.turns_left <= 0:
+        if request.status != STATUS_OK or session.turns_left <= 0:
             return
         session.context_tokens = request.prompt_tokens + request.output_tokens
         call_later(self.env, self._think.next(), lambda _: self._send_turn(session))
