@@ -14,11 +14,13 @@ from sim.clock import Clock
 from sim.gateway.gateway import Gateway
 from sim.perf.base import BatchTimeModel
 from sim.perf.config import RooflinePerf
+from sim.replica.config import Pool
 from sim.replica.pool import ReplicaPool
 from sim.request import Request
 from sim.results.records import RequestRecorder
 from sim.results.timeseries import TimeSeriesSampler
-from sim.scenario import Pool, Scenario, Traffic
+from sim.scenario import Scenario
+from sim.workload.config import Traffic
 from sim.workload.open_loop import OpenLoopSource
 from sim.workload.sessions import SessionSource
 from sim.workload.source import SourceContext
@@ -66,8 +68,8 @@ class Simulation:
                     self.env,
                     model_id,
                     pool_name,
-                    model,
                     pool,
+                    model.routing,
                     scenario.seed,
                     scenario.step_by_step,
                     self.gateway.finished,

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Literal
 
 from sim.status import STATUS_IN_FLIGHT
 from sim.workload.chains import Runs
+
+Tier = Literal["standard", "priority", "batch"]  # what a client may ask for ("fast" is implied)
+ALL_TIERS: list[Tier] = ["standard", "priority", "batch"]
 
 # Admission order within a replica (Fast pools serve only "fast").
 TIER_RANK = {"priority": 0, "fast": 1, "standard": 1, "batch": 2}

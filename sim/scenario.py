@@ -7,71 +7,19 @@ Every number PLATFORM.md marks as a default is a field here with that default. L
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import Field, model_validator
 
 from sim.config_base import StrictModel
-from sim.perf.config import ExponentialPerf, FixedPerf, PerfConfig, RooflinePerf
+from sim.perf.config import RooflinePerf
+from sim.replica.config import Pool
 from sim.routing import RoutingConfig
 from sim.routing.least_loaded import LeastLoadedConfig
 from sim.units import PositiveSeconds, Seconds
-from sim.workload.arrivals import ArrivalProcess
-from sim.workload.distributions import LengthDist
-from sim.workload.sessions import SessionConfig
-from sim.workload.traces import TraceConfig
+from sim.workload.config import Traffic
 
-Tier = Literal["standard", "priority", "batch"]
 SpendTier = Literal[1, 2, 3, 4, "unlimited"]
-ALL_TIERS: list[Tier] = ["standard", "priority", "batch"]
-
-
-def _standard_only() -> dict[Tier, float]:
-    return {"standard": 1.0}
-
-
-def _shares_sum_to_one(shares: dict[Tier, float]) -> dict[Tier, float]:
-    """shares sum to 1"""  # also the rule docs/scenarios.md shows
-    total = sum(shares.values())
-    if abs(total - 1.0) > 1e-6:
-        raise ValueError(f"shares must sum to 1, they sum to {total:g}")
-    return shares
-
-
-class Pool(StrictModel):
-    """Identical replicas of one model on one GPU type."""
-
-    gpu: str = Field("h100", description="GPU type from the catalog (`capsim perf` lists them)")
-    gpus_per_replica: int = Field(1, ge=1, description="GPUs per replica (tensor parallel degree)")
-    replicas: int = Field(1, ge=1, description="Number of replicas in the pool")
-    max_num_seqs: int = Field(256, ge=1, description="Most requests running at once on a replica")
-    max_batched_tokens: int = Field(
-        8192, ge=1, description="Token budget of one iteration, tokens (chunked prefill)"
-    )
-    block_size: int = Field(16, ge=1, description="KV-cache block, tokens")
-    memory_utilization: float = Field(
-        0.9, gt=0, le=1, description="Fraction of GPU memory usable for weights and KV cache"
-    )
-    prefix_caching: bool = Field(
-        True, description="Reuse cached prompt prefixes (on for every model of the platform)"
-    )
-    kv_capacity_tokens: int | None = Field(
-        None, ge=1, description="Override the KV capacity derived from memory, tokens per replica"
-    )
-    perf: Annotated[PerfConfig, Field(discriminator="model")] = Field(
-        default_factory=RooflinePerf,
-        description="Iteration-time model: roofline, fixed, exponential",
-    )
-    tiers: list[Tier] = Field(
-        default_factory=lambda: list(ALL_TIERS),
-        min_length=1,
-        description="Tiers this pool serves (the first pool listing a tier serves it)",
-    )
-
-    @property
-    def slot_model(self) -> bool:
-        """True when requests hold slots for a drawn time instead of being batched on a GPU."""
-        return isinstance(self.perf, FixedPerf | ExponentialPerf)
 
 
 class Model(StrictModel):
@@ -94,58 +42,6 @@ class Account(StrictModel):
     users: int = Field(
         1, ge=1, description="End users behind the key (distinct `user` fields for affinity)"
     )
-
-
-class Traffic(StrictModel):
-    """A traffic source: open-loop requests (arrivals on a schedule whatever happens),
-    closed-loop sessions (`sessions`: the next turn only after the previous answer), or a
-    replayed trace (`trace` in place of `arrivals`, `prompt_tokens` and `output_tokens`)."""
-
-    name: str = Field(min_length=1, description="Source name (a column in the results)")
-    account: str = Field(description="Account sending the requests")
-    model: str = Field(description="Model id the requests are sent to")
-    arrivals: ArrivalProcess | None = Field(
-        None, description="Arrival process of requests (of session starts with `sessions`)"
-    )
-    prompt_tokens: LengthDist | None = Field(
-        None, description="Prompt length, tokens (with `sessions`: each turn's new message)"
-    )
-    output_tokens: LengthDist | None = Field(None, description="Generated length, tokens")
-    sessions: SessionConfig | None = Field(None, description="Multi-turn sessions (closed loop)")
-    trace: TraceConfig | None = Field(
-        None, description="Replay a trace file instead of arrivals and length distributions"
-    )
-    affinity: Literal["session", "user", "none"] | None = Field(
-        None,
-        description="Sticky-routing key sent: the session id, the account's user id, or none "
-        "(null: session for session traffic, else none)",
-    )
-    tier_mix: Annotated[
-        dict[Tier, Annotated[float, Field(ge=0)]], AfterValidator(_shares_sum_to_one)
-    ] = Field(
-        default_factory=_standard_only,
-        description="Share of requests per tier (standard, priority, batch); shares sum to 1",
-    )
-    max_requests: int | None = Field(
-        None, ge=1, description="Arrivals stop after this many requests (null: no limit)"
-    )
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Traffic:
-        generated = ("arrivals", "prompt_tokens", "output_tokens")
-        if self.trace is not None:
-            clash = [name for name in (*generated, "sessions") if getattr(self, name) is not None]
-            if clash:
-                raise ValueError(f"a trace replaces {', '.join(clash)}: give one or the other")
-        else:
-            missing = [name for name in generated if getattr(self, name) is None]
-            if missing:
-                raise ValueError(f"a traffic source needs {', '.join(missing)} (or a trace)")
-        if self.affinity is None:
-            object.__setattr__(self, "affinity", "session" if self.sessions else "none")
-        if self.affinity == "session" and self.sessions is None:
-            raise ValueError("affinity: session needs `sessions` (or use user or none)")
-        return self
 
 
 class Scenario(StrictModel):

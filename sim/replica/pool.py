@@ -6,14 +6,14 @@ from collections.abc import Callable
 
 from sim.clock import Clock
 from sim.perf.base import BatchTimeModel
+from sim.replica.config import Pool
 from sim.replica.kvcache import KVCache
 from sim.replica.replica import Replica
 from sim.replica.slots import SlotReplica
 from sim.request import Request
 from sim.rng import stream
-from sim.routing import POLICIES
+from sim.routing import POLICIES, RoutingConfig
 from sim.routing.base import PoolLoad, PoolView
-from sim.scenario import Model, Pool
 
 
 class ReplicaPool:
@@ -22,8 +22,8 @@ class ReplicaPool:
         env: Clock,
         model_id: str,
         pool_name: str,
-        model: Model,
         pool: Pool,
+        routing: RoutingConfig,
         seed: int,
         step_by_step: bool,
         on_done: Callable[[Request], None],
@@ -59,9 +59,9 @@ class ReplicaPool:
                     )
                 )
 
-        policy = POLICIES[model.routing.policy]
+        policy = POLICIES[routing.policy]
         view = PoolView(self.load, self.replicas, kv_capacity_blocks)
-        self.router = policy(model.routing, view, stream(seed, "routing", model_id, pool_name))
+        self.router = policy(routing, view, stream(seed, "routing", model_id, pool_name))
 
     def submit(self, request: Request) -> None:
         index = self.router.choose(request)

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import numpy as np
 
 from sim.clock import call_later
-from sim.scenario import Traffic
 from sim.workload.arrivals import arrival_chunks
+from sim.workload.config import Traffic
 from sim.workload.source import SourceContext, TierDraw, user_key
 
 

@@ -6,49 +6,16 @@ messages and answers) + a new message, so its block ids extend those of turn t-1
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from pydantic import Field
 
 from sim.clock import call_later
-from sim.config_base import StrictModel
 from sim.request import Request
 from sim.status import STATUS_OK
 from sim.workload.arrivals import arrival_chunks
 from sim.workload.chains import Runs, session_owner, system_owner
-from sim.workload.distributions import ConstantLength, LengthDist
-from sim.workload.durations import ExponentialTime, TimeDist
+from sim.workload.config import Traffic
 from sim.workload.source import SourceContext, TierDraw, user_key
-
-if TYPE_CHECKING:
-    from sim.scenario import Traffic
-
-
-class SessionConfig(StrictModel):
-    """Multi-turn sessions. `arrivals` of the traffic source start sessions; `prompt_tokens` is
-    each turn's new message (a user message, or a tool output for an agent), `output_tokens`
-    each answer. An agent shape: short think times, long tool outputs, many turns."""
-
-    turns: LengthDist = Field(description="Turns per session (whole number >= 1)")
-    think_time_s: TimeDist = Field(
-        default_factory=lambda: ExponentialTime(dist="exponential", mean_s=30.0),
-        description="Pause between an answer and the next turn, s",
-    )
-    system_prompt_tokens: LengthDist = Field(
-        default_factory=lambda: ConstantLength(dist="constant", value=1000),
-        description="Length of each system-prompt variant, tokens (drawn once per variant)",
-    )
-    system_prompts: int = Field(
-        1, ge=1, description="System-prompt variants shared by the sessions of this source"
-    )
-    system_prompt_choice: Literal["zipf", "uniform"] = Field(
-        "zipf", description="How a session picks its variant: Zipf (popular first) or uniform"
-    )
-    zipf_exponent: float = Field(1.0, gt=0, description="Exponent s of the Zipf law (P ~ 1/rank^s)")
-    max_context_tokens: int = Field(
-        131072, ge=1, description="A session ends when its next prompt would exceed this, tokens"
-    )
 
 
 class _Buffer:

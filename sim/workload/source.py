@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,9 +12,7 @@ from sim.clock import Clock
 from sim.request import Request
 from sim.rng import stream
 from sim.workload.chains import Runs
-
-if TYPE_CHECKING:
-    from sim.scenario import Traffic
+from sim.workload.config import Traffic
 
 
 @dataclass(frozen=True)

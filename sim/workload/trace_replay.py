@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from sim.clock import call_later
-from sim.scenario import Traffic
 from sim.workload.chains import trace_runs
+from sim.workload.config import Traffic
 from sim.workload.source import SourceContext, TierDraw, user_key
 from sim.workload.traces import load_trace
 

@@ -1,0 +1,47 @@
+"""A pool's section of the scenario: what a replica pool needs, and nothing above it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from sim.config_base import StrictModel
+from sim.perf.config import ExponentialPerf, FixedPerf, PerfConfig, RooflinePerf
+from sim.request import ALL_TIERS, Tier
+
+
+class Pool(StrictModel):
+    """Identical replicas of one model on one GPU type."""
+
+    gpu: str = Field("h100", description="GPU type from the catalog (`capsim perf` lists them)")
+    gpus_per_replica: int = Field(1, ge=1, description="GPUs per replica (tensor parallel degree)")
+    replicas: int = Field(1, ge=1, description="Number of replicas in the pool")
+    max_num_seqs: int = Field(256, ge=1, description="Most requests running at once on a replica")
+    max_batched_tokens: int = Field(
+        8192, ge=1, description="Token budget of one iteration, tokens (chunked prefill)"
+    )
+    block_size: int = Field(16, ge=1, description="KV-cache block, tokens")
+    memory_utilization: float = Field(
+        0.9, gt=0, le=1, description="Fraction of GPU memory usable for weights and KV cache"
+    )
+    prefix_caching: bool = Field(
+        True, description="Reuse cached prompt prefixes (on for every model of the platform)"
+    )
+    kv_capacity_tokens: int | None = Field(
+        None, ge=1, description="Override the KV capacity derived from memory, tokens per replica"
+    )
+    perf: Annotated[PerfConfig, Field(discriminator="model")] = Field(
+        default_factory=RooflinePerf,
+        description="Iteration-time model: roofline, fixed, exponential",
+    )
+    tiers: list[Tier] = Field(
+        default_factory=lambda: list(ALL_TIERS),
+        min_length=1,
+        description="Tiers this pool serves (the first pool listing a tier serves it)",
+    )
+
+    @property
+    def slot_model(self) -> bool:
+        """True when requests hold slots for a drawn time instead of being batched on a GPU."""
+        return isinstance(self.perf, FixedPerf | ExponentialPerf)
