@@ -217,8 +217,10 @@ def perf(
     if plot is None and not as_json:
         plot = Path("results") / "perf" / f"{model}-{gpu}-tp{tp}.png"
     if plot is not None and not no_plot:
+        from sim.report.style import save
+
         plot.parent.mkdir(parents=True, exist_ok=True)
-        plot_perf(report, plot, title=title)
+        save(plot_perf(report, title=title), plot)
         if not as_json:
             print(f"plot: {plot}")
 

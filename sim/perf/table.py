@@ -5,11 +5,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
+
+from matplotlib.figure import Figure
 
 from sim.perf.config import RooflinePerf
 from sim.perf.roofline import RooflineModel, build_batch_time_model
+from sim.report.style import legend, new_figure, plot_function
 
 PROMPT_TOKENS = (128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
@@ -83,14 +85,10 @@ def format_perf_table(report: dict[str, Any], title: str = "") -> str:
     return "\n".join(lines)
 
 
-def plot_perf(report: dict[str, Any], path: str | Path, title: str = "") -> None:
-    """PNG of generated tokens/s against batch size, one line per context length."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+@plot_function
+def plot_perf(report: dict[str, Any], title: str = "") -> Figure:
+    """Generated tokens/s against batch size, one line per context length."""
+    fig, ax = new_figure(figsize=(7, 4.5))
     for context in sorted({row["context_tokens"] for row in report["decode"]}):
         rows = [row for row in report["decode"] if row["context_tokens"] == context]
         batches = [row["batch"] for row in rows]
@@ -98,10 +96,7 @@ def plot_perf(report: dict[str, Any], path: str | Path, title: str = "") -> None
         ax.plot(batches, rates, marker="o", label=f"{context:,} tokens of context")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("batch size (sequences decoding at once)")
-    ax.set_ylabel("generated tokens/s per replica")
+    ax.set_ylabel("generated tokens per second per replica (tokens/s)")
     ax.set_title(title or "Decode throughput")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    legend(ax)
+    return fig

@@ -1,40 +1,51 @@
-"""The standard plots of one run (PNG, labelled axes with units). Reads tables, writes files."""
+"""The standard plots of one run. Each function returns a matplotlib Figure (labelled axes with
+units, capsim's style); the caller saves it (`write_plots`) or embeds it (the HTML report)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pyarrow as pa
+from matplotlib.figure import Figure
 
+from sim.report.style import legend, new_figure, plot_function, save
 from sim.results.timeseries import POOL_LEVEL
 from sim.status import STATUS_OK
 
+Columns = dict[str, np.ndarray]
 
-def _columns(table: pa.Table) -> dict[str, np.ndarray]:
+
+def _columns(table: pa.Table) -> Columns:
     return {name: table[name].to_numpy(zero_copy_only=False) for name in table.column_names}
+
+
+def run_figures(requests: pa.Table, timeseries: pa.Table, warmup_s: float) -> dict[str, Figure]:
+    """Every standard plot of a run, by file stem."""
+    plots: dict[str, Callable[[], Figure]] = {
+        "latency_cdf": lambda: latency_cdf(requests, warmup_s),
+        "latency_load_over_time": lambda: latency_over_time(requests, timeseries),
+        "kv_cache_over_time": lambda: kv_cache_over_time(timeseries),
+    }
+    return {name: draw() for name, draw in plots.items()}
 
 
 def write_plots(
     requests: pa.Table, timeseries: pa.Table, warmup_s: float, out_dir: Path
 ) -> list[Path]:
+    """The run's standard plots as PNG files in `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    figures = run_figures(requests, timeseries, warmup_s)
+    return [save(fig, out_dir / f"{name}.png") for name, fig in figures.items()]
+
+
+@plot_function
+def latency_cdf(requests: pa.Table, warmup_s: float) -> Figure:
+    """TTFT, TPOT and end-to-end latency CDFs per tier, served requests after warm-up."""
     req = _columns(requests)
-    ts = _columns(timeseries)
-    return [
-        latency_cdf(req, warmup_s, out_dir / "latency_cdf.png"),
-        latency_over_time(req, ts, out_dir / "latency_load_over_time.png"),
-        kv_cache_over_time(ts, out_dir / "kv_cache_over_time.png"),
-    ]
-
-
-def latency_cdf(req: dict[str, np.ndarray], warmup_s: float, path: Path) -> Path:
     served = (req["status"] == STATUS_OK) & (req["arrival_s"] >= warmup_s)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    fig, axes = new_figure(1, 3, figsize=(15, 4.5))
     for ax, metric, label in zip(
         axes,
         ("ttft_s", "tpot_s", "e2e_s"),
@@ -47,16 +58,18 @@ def latency_cdf(req: dict[str, np.ndarray], warmup_s: float, path: Path) -> Path
             if values.size:
                 ax.plot(values, np.arange(1, values.size + 1) / values.size, label=tier)
         ax.set_xlabel(label)
-        ax.set_ylabel("fraction of requests")
+        ax.set_ylabel("share of requests (fraction)")
         ax.set_xscale("log")
-        ax.grid(True, alpha=0.3)
-        _legend(ax, title="tier")
+        legend(ax, title="tier")
     fig.suptitle("Latency CDF per tier (after warm-up)")
-    return _save(fig, path)
+    return fig
 
 
-def latency_over_time(req: dict[str, np.ndarray], ts: dict[str, np.ndarray], path: Path) -> Path:
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 7), sharex=True)
+@plot_function
+def latency_over_time(requests: pa.Table, timeseries: pa.Table) -> Figure:
+    """TTFT p50 and p99 per tier by arrival time, above the pool's running and waiting counts."""
+    req, ts = _columns(requests), _columns(timeseries)
+    fig, (top, bottom) = new_figure(2, 1, figsize=(12, 7), sharex=True)
     served = req["status"] == STATUS_OK
     if served.any():
         edges = np.linspace(0, max(req["arrival_s"][served].max(), 1e-9), 61)
@@ -71,8 +84,7 @@ def latency_over_time(req: dict[str, np.ndarray], ts: dict[str, np.ndarray], pat
                 top.plot(mids, values, style, label=f"{tier} p{q}")
     top.set_ylabel("time to first token (s)")
     top.set_yscale("log")
-    top.grid(True, alpha=0.3)
-    _legend(top)
+    legend(top)
     top.set_title("Latency by arrival time, and load")
     pools = ts["replica"] == POOL_LEVEL
     for model, pool in dict.fromkeys(zip(ts["model"][pools], ts["pool"][pools], strict=True)):
@@ -80,14 +92,16 @@ def latency_over_time(req: dict[str, np.ndarray], ts: dict[str, np.ndarray], pat
         bottom.plot(ts["t_s"][rows], ts["running"][rows], label=f"{model}/{pool} running")
         bottom.plot(ts["t_s"][rows], ts["waiting"][rows], "--", label=f"{model}/{pool} waiting")
     bottom.set_xlabel("simulated time (s)")
-    bottom.set_ylabel("requests (whole pool)")
-    bottom.grid(True, alpha=0.3)
-    _legend(bottom)
-    return _save(fig, path)
+    bottom.set_ylabel("requests in the pool (count)")
+    legend(bottom)
+    return fig
 
 
-def kv_cache_over_time(ts: dict[str, np.ndarray], path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(12, 4.5))
+@plot_function
+def kv_cache_over_time(timeseries: pa.Table) -> Figure:
+    """KV-cache blocks held by running requests (mean and fullest replica) and by the cache."""
+    ts = _columns(timeseries)
+    fig, ax = new_figure(figsize=(12, 4.5))
     replicas = ts["replica"] != POOL_LEVEL
     for model, pool in dict.fromkeys(zip(ts["model"][replicas], ts["pool"][replicas], strict=True)):
         rows = (
@@ -109,20 +123,6 @@ def kv_cache_over_time(ts: dict[str, np.ndarray], path: Path) -> Path:
     ax.set_xlabel("simulated time (s)")
     ax.set_ylabel("KV-cache blocks (% of capacity)")
     ax.set_ylim(0, 105)
-    ax.grid(True, alpha=0.3)
-    _legend(ax)
+    legend(ax)
     ax.set_title("KV-cache use over time")
-    return _save(fig, path)
-
-
-def _legend(ax: plt.Axes, **options: str) -> None:
-    """A legend only where something was drawn (a run may measure no requests)."""
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(**options)
-
-
-def _save(fig: plt.Figure, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig

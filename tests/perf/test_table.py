@@ -10,6 +10,7 @@ import pytest
 from sim.errors import InputError
 from sim.perf.catalog import architecture_names, gpu_names
 from sim.perf.table import format_perf_table, perf_report, plot_perf
+from sim.report.style import save
 
 TP_DEGREES = (1, 2, 4, 8)
 
@@ -51,6 +52,5 @@ def test_table_and_plot(tmp_path: Path) -> None:
     text = format_perf_table(report, "llama-3.1-8b on 1 x h100")
     assert "KV cache capacity: " in text and "max batch" in text
     assert f"{report['kv_capacity_tokens'] // 3000}" in text
-    path = tmp_path / "perf.png"
-    plot_perf(report, path)
+    path = save(plot_perf(report), tmp_path / "perf.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,120 @@
+"""Plots: importing capsim chooses no matplotlib backend; every plot function returns a Figure
+whose axes are labelled with units."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from matplotlib.figure import Figure
+
+import sim
+from sim.engine import RunOutput, simulate
+from sim.perf.table import perf_report, plot_perf
+from sim.report import plots, sweep_plots
+from sim.report.style import PLOT_FUNCTIONS, save
+from sim.scenario_loader import load_scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+UNIT = re.compile(r"\(.+\)\s*$")  # "time to first token (s)", "KV-cache blocks (% of capacity)"
+
+
+def _all_sim_modules() -> list[str]:
+    return [m.name for m in pkgutil.walk_packages(sim.__path__, "sim.") if m.name != "sim.__main__"]
+
+
+def test_importing_every_sim_module_sets_no_backend() -> None:
+    code = (
+        "import importlib, sys\n"
+        f"for name in {_all_sim_modules()!r}: importlib.import_module(name)\n"
+        "import matplotlib\n"
+        "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'\n"
+        "assert matplotlib.rcParams._get_backend_or_none() is None, matplotlib.get_backend()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.fixture(scope="module")
+def run() -> RunOutput:
+    scenario = load_scenario(
+        ROOT / "scenarios" / "quickstart.yaml",
+        ["duration_s=40", "warmup_s=5", "models.llama-8b.pools.standard.replicas=2"],
+    )
+    return simulate(scenario)
+
+
+SWEEP = pa.table(
+    {
+        "replicas": [1, 1, 2, 2, 1, 1, 2, 2],
+        "rate_per_s": [2.0] * 4 + [4.0] * 4,
+        "seed": [0, 1, 0, 1, 0, 1, 0, 1],
+        "run_dir": [f"r{i}" for i in range(8)],
+        "m.all.requests": [10, 12, 11, 9, 20, 22, 21, 19],
+        "m.all.ttft_s.p99": [0.5, 0.6, 0.2, 0.25, 2.0, 2.5, 0.4, 0.5],
+    }
+)
+
+# One call per plot function: a new plot function needs a line here (the test below checks).
+CASES: dict[str, Callable[[RunOutput], Figure]] = {
+    "sim.report.plots.latency_cdf": lambda r: plots.latency_cdf(r.requests, 5.0),
+    "sim.report.plots.latency_over_time": lambda r: plots.latency_over_time(
+        r.requests, r.timeseries
+    ),
+    "sim.report.plots.kv_cache_over_time": lambda r: plots.kv_cache_over_time(r.timeseries),
+    "sim.report.sweep_plots.sweep_metric": lambda r: sweep_plots.sweep_metric(
+        SWEEP, "m.all.ttft_s.p99", "rate_per_s"
+    ),
+    "sim.perf.table.plot_perf": lambda r: plot_perf(perf_report("h100", "llama-3.1-8b", 1, 2048)),
+}
+
+
+def test_every_plot_function_has_a_case() -> None:
+    for name in _all_sim_modules():
+        importlib.import_module(name)
+    assert set(PLOT_FUNCTIONS) == set(CASES)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_plot_is_a_figure_with_units_on_every_axis(
+    name: str, run: RunOutput, tmp_path: Path
+) -> None:
+    fig = CASES[name](run)
+    assert isinstance(fig, Figure)
+    assert fig.axes
+    for ax in fig.axes:
+        assert ax.has_data(), f"{name}: an empty panel"
+        labels = [ax.get_ylabel()]
+        if ax.get_xlabel() or not _shares_x_with_a_labelled_axis(ax, fig):
+            labels.append(ax.get_xlabel())
+        for label in labels:
+            assert UNIT.search(label), f"{name}: axis label {label!r} has no unit"
+    assert save(fig, tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _shares_x_with_a_labelled_axis(ax: Any, fig: Figure) -> bool:
+    """A panel above another with the same x axis shows its label once, at the bottom."""
+    return any(
+        other is not ax and other.get_xlabel() and ax.get_shared_x_axes().joined(ax, other)
+        for other in fig.axes
+    )
+
+
+def test_sweep_plot_draws_a_band_only_where_there_are_replications() -> None:
+    with_seeds = sweep_plots.sweep_metric(SWEEP, "m.all.ttft_s.p99", "rate_per_s")
+    assert len(with_seeds.axes[0].collections) == 2  # one band per replicas value
+    one_seed = SWEEP.filter(pc.equal(SWEEP["seed"], 0))
+    single = sweep_plots.sweep_metric(one_seed, "m.all.ttft_s.p99", "rate_per_s")
+    assert not single.axes[0].collections
+    assert len(single.axes[0].lines) == 2
