@@ -3,7 +3,9 @@
 A key's replicas are ranked by rendezvous hashing; the request goes to the first one whose
 outstanding tokens are within `bounded_load` x the pool's mean (counting this request), so a hot key
 spills to its next replica instead of overloading one (consistent hashing with bounded loads,
-Mirrokni et al. 2018). Requests without a key go to the least loaded replica.
+Mirrokni et al. 2018). Requests without a key go to the least loaded replica. Only serving
+replicas count: a key's order is over every replica slot, so when its replica leaves, its
+requests go to the next serving one in its order, and come back when it serves again.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pydantic import Field
 
 from sim.config_base import StrictModel
 from sim.request import Request
-from sim.routing.base import PoolView, RoutingPolicy
+from sim.routing.base import PoolView, RoutingPolicy, lowest
 from sim.routing.hashing import rendezvous_order
 
 _ORDER_CACHE_KEYS = 200_000
@@ -43,14 +45,21 @@ class AffinityPolicy(RoutingPolicy):
         tokens = self.load.outstanding_tokens
         key = request.affinity_key
         if key is None:
-            return tokens.index(min(tokens))
+            return lowest(tokens, self.serving)
         order = self._orders.get(key)
         if order is None:
             if len(self._orders) >= _ORDER_CACHE_KEYS:
                 self._orders.clear()
             order = self._orders[key] = rendezvous_order(key, self.replicas)
         size = request.prompt_tokens + request.output_tokens
-        limit = self.bound * (sum(tokens) + size) / self.replicas
+        serving = self.serving
+        if len(serving) == self.replicas:
+            load, among = sum(tokens), self.replicas
+        else:
+            load, among = sum(tokens[r] for r in serving), len(serving)
+            is_serving = self.pool.is_serving
+            order = [r for r in order if is_serving[r]]
+        limit = self.bound * (load + size) / among
         for rank, replica in enumerate(order):
             if tokens[replica] <= limit:
                 self.spills += rank > 0

@@ -52,6 +52,13 @@ class RandomInts:
         return value
 
 
+def lowest(values: list[int], serving: list[int]) -> int:
+    """The serving replica with the smallest value (the lowest index on ties)."""
+    if len(serving) == len(values):
+        return values.index(min(values))
+    return min(serving, key=values.__getitem__)
+
+
 class ReplicaState(Protocol):
     """What a router may read of a replica (never write)."""
 
@@ -63,7 +70,9 @@ class ReplicaState(Protocol):
 
 
 class PoolView:
-    """The router's read-only view of its pool: load counters and replica states."""
+    """The router's read-only view of its pool: load counters, replica states, and which
+    replica slots are serving (`serving`: their indices in increasing order; the pool keeps
+    both up to date as replicas start, drain, fail and stop)."""
 
     def __init__(
         self, load: PoolLoad, replicas: Sequence[ReplicaState], kv_capacity_blocks: int
@@ -71,6 +80,9 @@ class PoolView:
         self.load = load
         self.replicas = replicas
         self.kv_capacity_blocks = kv_capacity_blocks
+        slots = len(load.outstanding_tokens)
+        self.serving = list(range(slots))
+        self.is_serving = [True] * slots
 
 
 class RoutingPolicy:
@@ -83,8 +95,14 @@ class RoutingPolicy:
         self.config = config
         self.pool = pool
         self.load = pool.load
-        self.replicas = len(pool.load.outstanding_tokens)
+        self.replicas = len(pool.load.outstanding_tokens)  # slots, serving or not
+        self.serving = pool.serving  # the pool updates this list in place
         self.rng = rng
 
     def choose(self, request: Request) -> int:
+        """A serving replica's index (the pool routes only while one serves)."""
         raise NotImplementedError
+
+    def serving_changed(self, replica: int, serving: bool) -> None:
+        """A replica joined (`serving`) or left the serving set: policies that keep state per
+        replica update it here."""

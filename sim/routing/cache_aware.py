@@ -16,7 +16,7 @@ from pydantic import Field
 
 from sim.config_base import StrictModel
 from sim.request import Request
-from sim.routing.base import PoolView, RoutingPolicy
+from sim.routing.base import PoolView, RoutingPolicy, lowest
 from sim.routing.prefix_index import LoadSnapshot, PrefixIndex
 from sim.units import Seconds
 from sim.workload.chains import runs_blocks
@@ -49,16 +49,21 @@ class CacheAwarePolicy(RoutingPolicy):
         snapshot = self.snapshot
         snapshot.refresh(request.arrival_s)
         tokens = snapshot.tokens
-        least = tokens.index(min(tokens))
+        serving = self.serving
+        least = lowest(tokens, serving)
         runs = request.block_runs
         choice = least
         if runs:
             depth = self.index.matches(runs)
-            best = max(range(self.replicas), key=lambda r: (depth[r], -tokens[r]))
-            mean = sum(tokens) / self.replicas
+            best = max(serving, key=lambda r: (depth[r], -tokens[r]))
+            mean = sum(tokens[r] for r in serving) / len(serving)
             long_enough = depth[best] > 0 and depth[best] >= self.min_match * runs_blocks(runs)
             if long_enough and tokens[best] <= self.ratio * mean:
                 choice = best
             self.index.routed(choice, runs)
         snapshot.routed(choice, request)
         return choice
+
+    def serving_changed(self, replica: int, serving: bool) -> None:
+        if not serving:
+            self.index.forget(replica)

@@ -1,4 +1,4 @@
-"""The replica with the fewest outstanding tokens (lowest index on ties)."""
+"""The serving replica with the fewest outstanding tokens (lowest index on ties)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Literal
 
 from sim.config_base import StrictModel
 from sim.request import Request
-from sim.routing.base import RoutingPolicy
+from sim.routing.base import RoutingPolicy, lowest
 
 
 class LeastLoadedConfig(StrictModel):
@@ -18,5 +18,4 @@ class LeastLoadedPolicy(RoutingPolicy):
     Config = LeastLoadedConfig
 
     def choose(self, request: Request) -> int:
-        tokens = self.load.outstanding_tokens
-        return tokens.index(min(tokens))
+        return lowest(self.load.outstanding_tokens, self.serving)

@@ -1,4 +1,4 @@
-"""Two distinct replicas at random, the less loaded of the two (Mitzenmacher's power of two
+"""Two distinct serving replicas at random, the less loaded of the two (Mitzenmacher's power of two
 choices)."""
 
 from __future__ import annotations
@@ -22,13 +22,21 @@ class PowerOfTwoPolicy(RoutingPolicy):
 
     def __init__(self, config: StrictModel, pool: PoolView, rng: np.random.Generator) -> None:
         super().__init__(config, pool, rng)
-        self._first = RandomInts(rng, self.replicas)
-        self._offset = RandomInts(rng, max(self.replicas - 1, 1))
+        self._draw_among(len(self.serving))
+
+    def _draw_among(self, replicas: int) -> None:
+        self._first = RandomInts(self.rng, max(replicas, 1))
+        self._offset = RandomInts(self.rng, max(replicas - 1, 1))
 
     def choose(self, request: Request) -> int:
+        serving = self.serving
         first = self._first.draw()
-        if self.replicas == 1:
-            return first
-        second = (first + 1 + self._offset.draw()) % self.replicas
+        if len(serving) == 1:
+            return serving[first]
+        second = serving[(first + 1 + self._offset.draw()) % len(serving)]
+        first = serving[first]
         tokens = self.load.outstanding_tokens
         return first if tokens[first] <= tokens[second] else second
+
+    def serving_changed(self, replica: int, serving: bool) -> None:
+        self._draw_among(len(self.serving))

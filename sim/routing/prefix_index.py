@@ -59,6 +59,17 @@ class PrefixIndex:
             if not held:
                 del self._held[owner]
 
+    def forget(self, replica: int) -> None:
+        """The replica left the serving set (its cache will be lost): nothing is believed
+        held there any more."""
+        for owner in self._lru[replica]:
+            held = self._held[owner]
+            del held[replica]
+            if not held:
+                del self._held[owner]
+        self._lru[replica].clear()
+        self._blocks[replica] = 0
+
 
 class LoadSnapshot:
     """Replica load as last polled: outstanding tokens, requests (running + waiting), KV use

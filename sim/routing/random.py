@@ -21,7 +21,10 @@ class RandomPolicy(RoutingPolicy):
 
     def __init__(self, config: StrictModel, pool: PoolView, rng: np.random.Generator) -> None:
         super().__init__(config, pool, rng)
-        self._ints = RandomInts(rng, self.replicas)
+        self._ints = RandomInts(rng, len(self.serving))
 
     def choose(self, request: Request) -> int:
-        return self._ints.draw()
+        return self.serving[self._ints.draw()]
+
+    def serving_changed(self, replica: int, serving: bool) -> None:
+        self._ints = RandomInts(self.rng, max(len(self.serving), 1))

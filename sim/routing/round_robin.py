@@ -1,4 +1,4 @@
-"""Replicas in turn, whatever their load."""
+"""Serving replicas in turn, whatever their load."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ class RoundRobinPolicy(RoutingPolicy):
     _next = 0
 
     def choose(self, request: Request) -> int:
-        replica = self._next
-        self._next = (replica + 1) % self.replicas
-        return replica
+        serving = self.serving
+        position = self._next % len(serving)
+        self._next = position + 1
+        return serving[position]

@@ -1,7 +1,7 @@
 """Pick the replica with the best weighted sum of normalised scores (as llm-d's scheduler does):
 prefix match (share of the prompt's blocks believed cached there), queue depth (fewer requests
 running or waiting is better, relative to the deepest replica) and KV-cache use (emptier is
-better). Ties go to the lowest index."""
+better), among the serving replicas. Ties go to the lowest index."""
 
 from __future__ import annotations
 
@@ -49,16 +49,21 @@ class WeightedScorerPolicy(RoutingPolicy):
         runs = request.block_runs or ()
         blocks = runs_blocks(runs)
         depth = self.index.matches(runs) if runs else [0] * self.replicas
-        deepest = max(max(snapshot.requests), 1)
+        serving = self.serving
+        deepest = max(max(snapshot.requests[r] for r in serving), 1)
         w = self.weights
         scores = [
             w.prefix * depth[r] / max(blocks, 1)
             + w.queue * (1 - snapshot.requests[r] / deepest)
             + w.kv * (1 - snapshot.kv_use[r])
-            for r in range(self.replicas)
+            for r in serving
         ]
-        choice = scores.index(max(scores))
+        choice = serving[scores.index(max(scores))]
         if runs:
             self.index.routed(choice, runs)
         snapshot.routed(choice, request)
         return choice
+
+    def serving_changed(self, replica: int, serving: bool) -> None:
+        if not serving:
+            self.index.forget(replica)
