@@ -109,6 +109,8 @@ class Simulation:
         return next(self._ids)
 
     def run(self, progress: ProgressCallback | None = None) -> RunOutput:
+        for pool in self.pools:
+            pool.start()
         for source in self.sources:
             source.start()
         self.sampler.start()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from sim.config_base import StrictModel
 from sim.perf.config import ExponentialPerf, FixedPerf, PerfConfig, RooflinePerf
+from sim.replica.autoscaling import AutoscalingConfig
+from sim.replica.fleet_config import FailuresConfig, RollingUpdateConfig
 from sim.request import ALL_TIERS, Tier
 
 
@@ -16,7 +18,9 @@ class Pool(StrictModel):
 
     gpu: str = Field("h100", description="GPU type from the catalog (`capsim perf` lists them)")
     gpus_per_replica: int = Field(1, ge=1, description="GPUs per replica (tensor parallel degree)")
-    replicas: int = Field(1, ge=1, description="Number of replicas in the pool")
+    replicas: int = Field(
+        1, ge=1, description="Number of replicas in the pool (with autoscaling: at the start)"
+    )
     max_num_seqs: int = Field(256, ge=1, description="Most requests running at once on a replica")
     max_batched_tokens: int = Field(
         8192, ge=1, description="Token budget of one iteration, tokens (chunked prefill)"
@@ -40,6 +44,40 @@ class Pool(StrictModel):
         min_length=1,
         description="Tiers this pool serves (the first pool listing a tier serves it)",
     )
+    failures: FailuresConfig | None = Field(
+        None, description="Replica failures and restarts (null: replicas never fail)"
+    )
+    rolling_update: RollingUpdateConfig | None = Field(
+        None, description="A rolling update of the pool's replicas (null: none)"
+    )
+    autoscaling: AutoscalingConfig | None = Field(
+        None,
+        description="Scale between min and max replicas toward a target: utilisation, "
+        "queueing_delay, kv_use (null: a fixed count)",
+    )
+
+    @model_validator(mode="after")
+    def _fleet_consistent(self) -> Pool:
+        scaling = self.autoscaling
+        if scaling is not None:
+            if not scaling.min_replicas <= self.replicas <= scaling.max_replicas:
+                raise ValueError(
+                    f"replicas ({self.replicas}) must lie within autoscaling min_replicas "
+                    f"({scaling.min_replicas}) and max_replicas ({scaling.max_replicas})"
+                )
+            if scaling.policy == "kv_use" and self.slot_model:
+                raise ValueError(
+                    "autoscaling policy kv_use needs a KV cache: the fixed and exponential "
+                    "perf models have none (use utilisation or queueing_delay)"
+                )
+        slots = max(self.replicas, scaling.max_replicas) if scaling else self.replicas
+        for failure in self.failures.scheduled if self.failures else []:
+            if failure.replica >= slots:
+                raise ValueError(
+                    f"failures.scheduled: replica {failure.replica} does not exist "
+                    f"(the pool has replicas 0 to {slots - 1})"
+                )
+        return self
 
     @property
     def slot_model(self) -> bool:

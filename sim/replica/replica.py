@@ -454,6 +454,17 @@ class Replica:
         self.waiting += 1
         return withdrawn
 
+    def stop(self) -> list[Request]:
+        """The replica fails or is shut down: it hands back every request it holds (running,
+        then waiting) and ignores the iteration end already scheduled."""
+        self.busy_s = self.busy_s_at(self.env.now)
+        self.busy = False
+        self.version += 1
+        held = [*self.running]
+        for queue in self.queues:
+            held.extend(queue)
+        return held
+
     # ----------------------------------------------------------------------------- sampling
     def busy_s_at(self, now: float) -> float:
         return self.busy_s + (now - self.iteration_start_s if self.busy else 0.0)

@@ -79,6 +79,8 @@ class SlotReplica:
 
     def _on_service_end(self, event: simpy.Event) -> None:
         request = cast(Request, event.value)
+        if request not in self.running:
+            return  # the replica stopped since the service began
         self._account()
         del self.running[request]
         self.iterations += 1
@@ -91,6 +93,18 @@ class SlotReplica:
                 self._start(queue.popleft())
                 break
         self.on_done(request)
+
+    def stop(self) -> list[Request]:
+        """The replica fails or is shut down: it hands back every request it holds (in
+        service, then waiting); the service ends already scheduled are ignored."""
+        self._account()
+        held = [*self.running]
+        for queue in self.queues:
+            held.extend(queue)
+        self.running = {}
+        self.queues = (deque(), deque(), deque())
+        self.waiting = 0
+        return held
 
     def busy_s_at(self, now: float) -> float:
         """Slot-seconds in use divided by slots: the time-average fraction of busy slots x time."""

@@ -205,9 +205,31 @@ def _pools(
                 "waiting_mean": float(ts["waiting"][mask].mean()) if mask.any() else 0.0,
                 "cache_hit_ratio_by_replica": [_hit_ratio(req, r) for r in on_replica],
                 "requests_by_replica": [int(r.size) for r in on_replica],
+                **_fleet(ts, of_pool & pool_rows, warmup_s, duration_s),
             }
         )
     return result
+
+
+def _fleet(
+    ts: dict[str, np.ndarray], rows: np.ndarray, warmup_s: float, duration_s: float
+) -> dict[str, Any]:
+    """Replicas over the window: serving (fewest, most, time-average from the samples) and the
+    replica-hours held (starting, serving or draining), from the cumulative held seconds,
+    interpolated linearly between samples."""
+    t_s = np.concatenate([[0.0], ts["t_s"][rows]])
+    held_s = np.concatenate([[0.0], ts["held_s"][rows]])
+    window = (t_s > warmup_s) & (t_s <= duration_s + 1e-9)
+    serving = ts["replicas_serving"][rows][window[1:]]
+    held = np.interp([warmup_s, min(duration_s, t_s[-1])], t_s, held_s)
+    window_s = duration_s - warmup_s
+    return {
+        "replicas_serving_min": int(serving.min()) if serving.size else 0,
+        "replicas_serving_max": int(serving.max()) if serving.size else 0,
+        "replicas_serving_mean": float(serving.mean()) if serving.size else 0.0,
+        "replicas_held_mean": float((held[1] - held[0]) / window_s),
+        "replica_hours": float((held[1] - held[0]) / 3600),
+    }
 
 
 def _hit_ratio(req: dict[str, np.ndarray], rows: np.ndarray) -> float:

@@ -1,5 +1,7 @@
 """Levels sampled over time, per replica and per pool: running, waiting, KV blocks, busy
-fraction, and the prompt and cached tokens admitted during the interval (cache hit ratio).
+fraction, the prompt and cached tokens admitted during the interval (cache hit ratio), and the
+fleet: replicas serving, replicas held (starting, serving or draining) and the replica-seconds
+held since the start (what GPU cost is computed from).
 
 Kept apart from per-request values: these are time-weighted states, not request outcomes.
 """
@@ -11,7 +13,7 @@ from collections.abc import Sequence
 import pyarrow as pa
 
 from sim.clock import Clock, call_first_at
-from sim.replica.pool import ReplicaPool
+from sim.replica.pool import DOWN, SERVING, ReplicaPool
 
 POOL_LEVEL = -1  # the `replica` value of a pool's aggregate row
 # A sample's values, in the order the sampler gathers them (token counts: during the interval).
@@ -24,6 +26,8 @@ LEVELS = (
     "busy_fraction",
     "prompt_tokens",
     "cached_tokens",
+    "replicas_serving",
+    "replicas_held",
 )
 
 
@@ -36,12 +40,11 @@ class TimeSeriesSampler:
         self.period_s = period_s
         self.end_s = end_s
         self.columns: dict[str, list] = {
-            name: [] for name in ("t_s", "model", "pool", "replica", *LEVELS, "cache_hit_ratio")
+            name: []
+            for name in ("t_s", "model", "pool", "replica", *LEVELS, "cache_hit_ratio", "held_s")
         }
         # Cumulative counters at the last sample: (busy seconds, prompt tokens, cached tokens).
-        self._last = {
-            (p.model_id, p.name, i): (0.0, 0, 0) for p in pools for i in range(len(p.replicas))
-        }
+        self._last = {(p.model_id, p.name, i): (0.0, 0, 0) for p in pools for i in range(p.slots)}
         self._tick = 0
 
     def start(self) -> None:
@@ -57,11 +60,12 @@ class TimeSeriesSampler:
         now = self.env.now
         add = self._add
         for pool in self.pools:
-            totals = [0, 0, 0, 0, 0, 0.0, 0, 0]
+            totals = [0, 0, 0, 0, 0, 0.0, 0, 0, 0, 0]
+            held_s = 0.0
             for index, replica in enumerate(pool.replicas):
                 key = (pool.model_id, pool.name, index)
-                busy_s = replica.busy_s_at(now)
-                prompt, cached = replica.prompt_tokens_admitted, replica.cached_tokens_admitted
+                busy_s, prompt, cached = pool.counters(index, now)
+                state = pool.state[index]
                 last_busy_s, last_prompt, last_cached = self._last[key]
                 self._last[key] = (busy_s, prompt, cached)
                 kv = replica.kv
@@ -74,15 +78,19 @@ class TimeSeriesSampler:
                     (busy_s - last_busy_s) / self.period_s,
                     prompt - last_prompt,
                     cached - last_cached,
+                    int(state == SERVING),
+                    int(state != DOWN),
                 ]
-                add(now, pool, index, row)
+                replica_held_s = pool.held_s(index, now)
+                add(now, pool, index, row, replica_held_s)
                 for i, value in enumerate(row):
                     totals[i] += value
-            totals[5] /= len(pool.replicas)  # busy_fraction: the pool's is the mean
-            add(now, pool, POOL_LEVEL, totals)
+                held_s += replica_held_s
+            totals[5] /= max(totals[-1], 1)  # busy_fraction: the pool's is the held replicas' mean
+            add(now, pool, POOL_LEVEL, totals, held_s)
         self._schedule()
 
-    def _add(self, now: float, pool: ReplicaPool, replica: int, row: list) -> None:
+    def _add(self, now: float, pool: ReplicaPool, replica: int, row: list, held_s: float) -> None:
         c = self.columns
         c["t_s"].append(now)
         c["model"].append(pool.model_id)
@@ -90,12 +98,13 @@ class TimeSeriesSampler:
         c["replica"].append(replica)
         for name, value in zip(LEVELS, row, strict=True):
             c[name].append(value)
-        prompt, cached = row[-2], row[-1]
+        prompt, cached = row[6], row[7]
         c["cache_hit_ratio"].append(cached / prompt if prompt else float("nan"))
+        c["held_s"].append(held_s)
 
     def table(self) -> pa.Table:
         types = {"t_s": pa.float64(), "model": pa.string(), "pool": pa.string()}
-        types |= {"busy_fraction": pa.float64(), "cache_hit_ratio": pa.float64()}
+        types |= {n: pa.float64() for n in ("busy_fraction", "cache_hit_ratio", "held_s")}
         return pa.table(
             {
                 name: pa.array(values, types.get(name, pa.int64()))

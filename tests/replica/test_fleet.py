@@ -1,0 +1,258 @@
+"""Fleet dynamics: replica lifecycle, failures, rolling updates and autoscaling."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from helpers import tables_equal
+
+from sim.engine import RunOutput, Simulation, simulate
+from sim.results.summary import summarize
+from sim.results.timeseries import POOL_LEVEL
+from sim.routing import POLICIES
+from sim.scenario import Scenario
+
+RESTART_S = 40.0
+
+
+def _scenario(
+    pool: dict[str, Any] | None = None,
+    policy: str = "least_loaded",
+    duration_s: float = 300,
+    rate_per_s: float = 2.0,
+    **extra: Any,
+) -> Scenario:
+    """Chat sessions on a pool of four replicas (small KV, so caches matter)."""
+    return Scenario.model_validate(
+        {
+            "name": "fleet",
+            "seed": 5,
+            "duration_s": duration_s,
+            "sample_interval_s": 5,
+            "drain_s": 600,
+            "models": {
+                "m": {
+                    "architecture": "llama-3.1-8b",
+                    "pools": {"p": {"replicas": 4, "kv_capacity_tokens": 100_000, **(pool or {})}},
+                    "routing": {"policy": policy},
+                }
+            },
+            "accounts": [{"name": "a", "users": 20}],
+            "traffic": [
+                {
+                    "name": "chat",
+                    "account": "a",
+                    "model": "m",
+                    "arrivals": {"process": "poisson", "rate_per_s": rate_per_s / 4},
+                    "sessions": {
+                        "turns": {"dist": "uniform", "low": 2, "high": 6},
+                        "think_time_s": {"dist": "exponential", "mean_s": 5},
+                        "system_prompts": 2,
+                    },
+                    "prompt_tokens": {"dist": "lognormal", "median": 300, "sigma": 0.5},
+                    "output_tokens": {"dist": "lognormal", "median": 150, "sigma": 0.5},
+                },
+                {
+                    "name": "api",
+                    "account": "a",
+                    "model": "m",
+                    "arrivals": {"process": "poisson", "rate_per_s": rate_per_s},
+                    "prompt_tokens": {"dist": "uniform", "low": 10, "high": 1500},
+                    "output_tokens": {"dist": "uniform", "low": 1, "high": 300},
+                    "affinity": "user",
+                },
+            ],
+            **extra,
+        }
+    )
+
+
+def _run_logged(scenario: Scenario) -> tuple[RunOutput, list[tuple[float, int, str]]]:
+    simulation = Simulation(scenario)
+    log: list[tuple[float, int, str]] = []
+    simulation.pools[0].log = log
+    return simulation.run(), log
+
+
+def _columns(table: pa.Table, *names: str) -> list[np.ndarray]:
+    return [table[name].to_numpy(zero_copy_only=False) for name in names]
+
+
+@pytest.mark.parametrize("policy", sorted(POLICIES))
+def test_fleet_settings_that_never_act_leave_the_records_as_they_were(policy: str) -> None:
+    plain = simulate(_scenario(policy=policy, duration_s=120))
+    inert = {
+        "failures": {"scheduled": [{"at_s": 10_000, "replica": 1}], "restart_s": 5},
+        "rolling_update": {"at_s": 10_000},
+        "autoscaling": {"policy": "utilisation", "min_replicas": 4, "max_replicas": 4},
+    }
+    quiet = simulate(_scenario(inert, policy=policy, duration_s=120))
+    assert tables_equal(plain.requests, quiet.requests)
+    held = quiet.timeseries.filter(pa.compute.equal(quiet.timeseries["replica"], POOL_LEVEL))
+    assert set(held["replicas_held"].to_pylist()) == {4}
+
+
+@pytest.mark.parametrize("policy", sorted(POLICIES))
+def test_a_failed_replica_answers_503_for_all_it_held_and_gets_nothing_until_it_serves(
+    policy: str,
+) -> None:
+    failures = {"scheduled": [{"at_s": 100, "replica": 2}], "restart_s": RESTART_S}
+    result, log = _run_logged(_scenario({"failures": failures}, policy=policy, duration_s=200))
+    assert log[:2] == [(100.0, 2, "starting"), (140.0, 2, "serving")]
+    status, replica, arrival, finished = _columns(
+        result.requests, "status", "replica", "arrival_s", "finished_s"
+    )
+    lost = status == 503
+    assert lost.sum() > 0
+    assert (replica[lost] == 2).all() and (finished[lost] == 100.0).all()
+    assert (arrival[lost] <= 100.0).all()
+    # Every other attempt was answered; none was routed to replica 2 while it restarted.
+    assert set(status[~lost]) == {200}
+    routed = arrival[replica == 2]
+    assert not ((routed >= 100.0) & (routed < 100.0 + RESTART_S)).any()
+    assert ((replica == 2) & (arrival >= 100.0 + RESTART_S)).any()
+
+
+def test_failures_are_drawn_per_replica_and_leave_the_workload_alone() -> None:
+    quiet = simulate(_scenario(duration_s=200)).requests
+    result, log = _run_logged(
+        _scenario({"failures": {"mtbf_s": 150, "restart_s": RESTART_S}}, duration_s=200)
+    )
+    failed = [(t, r) for t, r, state in log if state == "starting"]
+    assert len({r for _, r in failed}) > 1
+    again, log_again = _run_logged(
+        _scenario({"failures": {"mtbf_s": 150, "restart_s": RESTART_S}}, duration_s=200)
+    )
+    assert log == log_again and tables_equal(result.requests, again.requests)
+    # Open-loop arrivals (the api source) are the same whatever the fleet does.
+    api = [
+        table.filter(pa.compute.equal(table["traffic"], "api")).sort_by("arrival_s")
+        for table in (quiet, result.requests)
+    ]
+    for name in ("arrival_s", "prompt_tokens"):
+        assert api[0][name].equals(api[1][name])
+
+
+def test_a_failed_replica_restarts_with_an_empty_cache() -> None:
+    failures = {"scheduled": [{"at_s": 100, "replica": 0}], "restart_s": RESTART_S}
+    result, _ = _run_logged(_scenario({"failures": failures}, policy="affinity", duration_s=200))
+    ts = result.timeseries
+    replica, t_s, cached = _columns(ts, "replica", "t_s", "kv_blocks_cached")
+    row = np.flatnonzero((replica == 0) & (t_s == 105.0))
+    assert cached[row].tolist() == [0]
+    assert cached[(replica == 0) & (t_s == 100.0)][0] > 0
+
+
+def test_sessions_follow_their_affinity_order_when_a_replica_fails() -> None:
+    failures = {"scheduled": [{"at_s": 100, "replica": 1}], "restart_s": RESTART_S}
+    plain = simulate(_scenario(policy="affinity", duration_s=200, rate_per_s=0.5)).requests
+    failed = simulate(
+        _scenario({"failures": failures}, policy="affinity", duration_s=200, rate_per_s=0.5)
+    ).requests
+    key = pa.compute.equal(plain["traffic"], "chat")
+    before = plain.filter(key)
+    after = failed.filter(pa.compute.equal(failed["traffic"], "chat"))
+    rows = {
+        (s, t): r
+        for s, t, r in zip(*_columns(before, "session_id", "turn", "replica"), strict=True)
+    }
+    moved = 0
+    for s, t, r, a in zip(
+        *_columns(after, "session_id", "turn", "replica", "arrival_s"), strict=True
+    ):
+        if (s, t) in rows and 100 <= a < 100 + RESTART_S and rows[s, t] == 1:
+            assert r != 1
+            moved += 1
+    assert moved > 0
+
+
+def test_rolling_update_restarts_every_replica_within_max_unavailable() -> None:
+    update = {"at_s": 60, "max_unavailable": 2, "restart_s": 20}
+    result, log = _run_logged(_scenario({"rolling_update": update}, duration_s=300))
+    restarted = [r for _, r, state in log if state == "starting"]
+    assert sorted(restarted) == [0, 1, 2, 3]
+    unavailable: set[int] = set()
+    for _, replica, state in log:
+        if state == "serving":
+            unavailable.discard(replica)
+        else:
+            unavailable.add(replica)
+        assert len(unavailable) <= 2
+    assert set(result.requests["status"].to_pylist()) == {200}  # drained, not dropped
+
+
+def test_autoscaling_stays_within_bounds_and_serves_after_cold_start() -> None:
+    scenario = _scenario(
+        {
+            "replicas": 1,
+            "autoscaling": {
+                "policy": "utilisation",
+                "target": 0.3,
+                "min_replicas": 1,
+                "max_replicas": 3,
+                "decision_interval_s": 20,
+                "scale_down_delay_s": 60,
+                "cold_start_s": 30,
+            },
+        },
+        duration_s=400,
+        rate_per_s=3.0,
+    )
+    result, log = _run_logged(scenario)
+    starts = {}
+    for t, replica, state in log:
+        if state == "starting":
+            starts[replica] = t
+        elif state == "serving":
+            assert t == starts.pop(replica) + 30.0
+    assert any(state == "serving" for _, _, state in log)
+    ts = result.timeseries.filter(pa.compute.equal(result.timeseries["replica"], POOL_LEVEL))
+    held, serving = _columns(ts, "replicas_held", "replicas_serving")
+    assert held.max() == 3 and held.min() >= 1 and serving.min() >= 1
+    # No attempt is routed to a replica before it serves.
+    replica, arrival = _columns(result.requests, "replica", "arrival_s")
+    for index in range(1, 3):
+        serving_at = min((t for t, r, s in log if r == index and s == "serving"), default=None)
+        if serving_at is not None:
+            assert arrival[replica == index].min() >= serving_at
+
+
+def test_autoscaling_scales_down_after_the_delay_when_load_falls() -> None:
+    scenario = _scenario(
+        {
+            "replicas": 3,
+            "autoscaling": {
+                "policy": "queueing_delay",
+                "target": 1.0,
+                "min_replicas": 1,
+                "max_replicas": 3,
+                "decision_interval_s": 10,
+                "scale_down_delay_s": 50,
+            },
+        },
+        duration_s=200,
+        rate_per_s=0.2,
+    )
+    result, log = _run_logged(scenario)
+    downs = [t for t, _, state in log if state == "draining"]
+    assert downs and min(downs) >= 50.0  # nothing stops before the delay has seen low load
+    ts = result.timeseries.filter(pa.compute.equal(result.timeseries["replica"], POOL_LEVEL))
+    assert ts["replicas_held"].to_pylist()[-1] == 1
+
+
+def test_replica_hours_count_what_is_held() -> None:
+    result = simulate(_scenario(duration_s=100))
+    summary = summarize(result.requests, result.timeseries, 20.0, 100.0)
+    pool = summary["pools"][0]
+    assert pool["replica_hours"] == pytest.approx(4 * 80 / 3600)
+    assert pool["replicas_held_mean"] == pytest.approx(4.0)
+    assert pool["replicas_serving_min"] == pool["replicas_serving_max"] == 4
+    failures = {"scheduled": [{"at_s": 50, "replica": 0}], "restart_s": 20}
+    failed = simulate(_scenario({"failures": failures}, duration_s=100))
+    pool = summarize(failed.requests, failed.timeseries, 20.0, 100.0)["pools"][0]
+    # A restarting replica is still held (and paid for); it does not serve.
+    assert pool["replica_hours"] == pytest.approx(4 * 80 / 3600)
+    assert pool["replicas_serving_min"] == 3
