@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import itertools
 from collections.abc import Callable
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import simpy
 
-from sim.clock import Clock
+from sim.clock import Clock, call_first_at
 from sim.gateway.gateway import Gateway
 from sim.perf.base import BatchTimeModel
 from sim.perf.config import RooflinePerf
@@ -111,6 +112,7 @@ class Simulation:
     def run(self, progress: ProgressCallback | None = None) -> RunOutput:
         for pool in self.pools:
             pool.start()
+        self._schedule_retirements()
         for source in self.sources:
             source.start()
         self.sampler.start()
@@ -137,6 +139,23 @@ class Simulation:
         return RunOutput(
             self.recorder.table(), self.sampler.table(), self.env.now, events, self.pools, skipped
         )
+
+    def _schedule_retirements(self) -> None:
+        """A retired model id answers 404 from its retirement time on (before any arrival
+        then); sources that declare `migrate_to` move."""
+        for model_id, model in self.scenario.models.items():
+            if model.retire_at_s is not None:
+                moves = {
+                    t.name: t.migrate_to
+                    for t in self.scenario.traffic
+                    if t.model == model_id and t.migrate_to is not None
+                }
+                call_first_at(
+                    self.env, model.retire_at_s, functools.partial(self._retire, model_id, moves)
+                )
+
+    def _retire(self, model_id: str, moves: dict[str, str], _: None) -> None:
+        self.gateway.retire(model_id, moves)
 
     def _report_progress(self, progress: ProgressCallback) -> None:
         total = self.scenario.duration_s

@@ -16,7 +16,7 @@ from sim.perf.config import RooflinePerf
 from sim.replica.config import Pool
 from sim.routing import RoutingConfig
 from sim.routing.least_loaded import LeastLoadedConfig
-from sim.units import PositiveSeconds, Seconds
+from sim.units import NonNegativeSeconds, PositiveSeconds, Seconds
 from sim.workload.config import Traffic
 
 SpendTier = Literal[1, 2, 3, 4, "unlimited"]
@@ -33,6 +33,11 @@ class Model(StrictModel):
     routing: RoutingConfig = Field(
         default_factory=lambda: LeastLoadedConfig(policy="least_loaded"),
         description="Replica choice within a pool",
+    )
+    retire_at_s: NonNegativeSeconds | None = Field(
+        None,
+        description="From this time on the model id answers 404, except to traffic that "
+        "declares migrate_to (null: never retired)",
     )
 
 
@@ -117,6 +122,8 @@ def cross_reference_errors(scenario: Scenario) -> list[tuple[tuple[Any, ...], st
                 )
             )
             continue
+        if source.migrate_to is not None:
+            errors.extend(_migration_errors(scenario, i, source))
         for tier, share in source.tier_mix.items():
             if (
                 share > 0
@@ -159,6 +166,36 @@ def cross_reference_errors(scenario: Scenario) -> list[tuple[tuple[Any, ...], st
                     errors.append(
                         (("models", model_id, "pools", pool_name, "gpus_per_replica"), problem)
                     )
+    return errors
+
+
+def _migration_errors(
+    scenario: Scenario, i: int, source: Traffic
+) -> list[tuple[tuple[Any, ...], str]]:
+    """A migration must be able to happen and to land: the source's model retires, and the
+    model it moves to serves its tiers with the same block size."""
+    where = ("traffic", i, "migrate_to")
+    old, new = scenario.models[source.model], scenario.models.get(source.migrate_to or "")
+    if new is None:
+        return [(where, f"unknown model {source.migrate_to!r}; {_one_of(scenario.models)}")]
+    if old.retire_at_s is None:
+        return [(where, f"model {source.model!r} has no retire_at_s: nothing to migrate from")]
+    if source.migrate_to == source.model:
+        return [(where, "a source cannot migrate to the model it already uses")]
+    if new.fast != old.fast:
+        return [
+            (
+                where,
+                "a Fast variant migrates only to a Fast variant, and a standard id "
+                "only to a standard id",
+            )
+        ]
+    errors = []
+    if {p.block_size for p in new.pools.values()} != {p.block_size for p in old.pools.values()}:
+        errors.append((where, f"model {source.migrate_to!r} has another block_size"))
+    for tier, share in source.tier_mix.items():
+        if share > 0 and not new.fast and not any(tier in p.tiers for p in new.pools.values()):
+            errors.append((where, f"no pool of model {source.migrate_to!r} serves {tier}"))
     return errors
 
 

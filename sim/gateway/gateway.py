@@ -41,6 +41,8 @@ class Gateway:
         # (model id, tier) -> (pool, its block size, the most KV blocks a replica holds).
         self._routes: dict[tuple[str, str], tuple[ReplicaPool, int, int]] = {}
         self.checks: Sequence[FrontDoorCheck] = ()
+        # (traffic source, retired model id) -> the model id its requests migrate to.
+        self._moved: dict[tuple[str, str], str] = {}
         self._deliver_outcome = self._deliver  # one bound method, not one per outcome
 
     def route(self, model: str, tier: str, pool: ReplicaPool) -> None:
@@ -49,9 +51,21 @@ class Gateway:
         route = (pool, pool.config.block_size, pool.kv_capacity_blocks)
         self._routes.setdefault((model, tier), route)
 
+    def retire(self, model: str, moves: dict[str, str]) -> None:
+        """From now on `model` is unknown (404), except to the traffic sources in `moves`
+        (source name -> the model id they migrate to)."""
+        for key in [key for key in self._routes if key[0] == model]:
+            del self._routes[key]
+        self._moved.update({(source, model): to for source, to in moves.items()})
+
     def submit(self, request: Request) -> None:
         """An attempt arrives now."""
         route = self._routes.get((request.model, request.tier))
+        if route is None:
+            moved = self._moved.get((request.traffic, request.model))
+            if moved is not None:
+                request.model = moved
+                route = self._routes.get((moved, request.tier))
         if route is None:
             self._refuse(request, STATUS_UNKNOWN_MODEL)
             return

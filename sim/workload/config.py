@@ -86,6 +86,11 @@ class Traffic(StrictModel):
     max_requests: int | None = Field(
         None, ge=1, description="Arrivals stop after this many requests (null: no limit)"
     )
+    migrate_to: str | None = Field(
+        None,
+        description="Model id this source's requests go to once its model retires (null: "
+        "they get 404)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Traffic:

@@ -256,3 +256,55 @@ def test_replica_hours_count_what_is_held() -> None:
     # A restarting replica is still held (and paid for); it does not serve.
     assert pool["replica_hours"] == pytest.approx(4 * 80 / 3600)
     assert pool["replicas_serving_min"] == 3
+
+
+def _retiring(**source: Any) -> Scenario:
+    traffic = {
+        "account": "a",
+        "model": "old",
+        "arrivals": {"process": "poisson", "rate_per_s": 2.0},
+        "prompt_tokens": {"dist": "constant", "value": 200},
+        "output_tokens": {"dist": "constant", "value": 20},
+    }
+    pools = {"p": {"replicas": 1, "kv_capacity_tokens": 50_000}}
+    return Scenario.model_validate(
+        {
+            "name": "retire",
+            "seed": 1,
+            "duration_s": 200,
+            "models": {
+                "old": {"architecture": "llama-3.1-8b", "pools": pools, "retire_at_s": 100},
+                "new": {"architecture": "llama-3.1-8b", "pools": pools},
+            },
+            "accounts": [{"name": "a"}],
+            "traffic": [
+                {"name": "stays", **traffic},
+                {"name": "moves", **traffic, **source},
+            ],
+        }
+    )
+
+
+def test_a_retired_model_answers_404_from_its_retirement_on_and_migrating_traffic_moves() -> None:
+    requests = simulate(_retiring(migrate_to="new")).requests
+    traffic, model, status, arrival = _columns(requests, "traffic", "model", "status", "arrival_s")
+    before = arrival < 100
+    assert set(status[before]) == {200} and set(model[before]) == {"old"}
+    stays, moves = traffic == "stays", traffic == "moves"
+    assert set(status[stays & ~before]) == {404}
+    assert set(status[moves & ~before]) == {200} and set(model[moves & ~before]) == {"new"}
+    assert (moves & ~before).sum() > 100
+
+
+def test_migrate_to_needs_a_retiring_model() -> None:
+    from sim.scenario import cross_reference_errors
+
+    scenario = _retiring(migrate_to="new")
+    fine = cross_reference_errors(scenario)
+    assert fine == []
+    data = scenario.model_dump()
+    data["models"]["old"]["retire_at_s"] = None
+    errors = cross_reference_errors(Scenario.model_validate(data))
+    assert errors == [
+        (("traffic", 1, "migrate_to"), "model 'old' has no retire_at_s: nothing to migrate from")
+    ]
