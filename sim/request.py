@@ -51,6 +51,7 @@ class Request:
         "request_id",
         "session_id",
         "shared_blocks",
+        "source_seq",
         "status",
         "tier",
         "traffic",
@@ -86,6 +87,10 @@ class Request:
         self.affinity_key: str | None = None  # x-session-affinity header or `user` field
         self.session_id = -1  # -1: not part of a session
         self.turn = 0  # 1, 2, ... within a session
+        # Its number within its source (open loop, trace: the arrival index; a session's turn:
+        # the session's number): with traffic, turn and attempt, the identity that keys its
+        # service-time draw, the same whatever the routing or fleet.
+        self.source_seq = -1
         # Told of the attempt's outcome, as a scheduled event (never from inside a replica).
         self.client: Callable[[Request], None] | None = None
         self.pool = ""

@@ -57,7 +57,6 @@ class ReplicaPool:
         scaling = pool.autoscaling
         self.slots = max(pool.replicas, scaling.max_replicas) if scaling else pool.replicas
         self.load = PoolLoad(self.slots)
-        self._generation = [0] * self.slots
         self.replicas: list[Replica | SlotReplica] = [
             self._new_replica(i) for i in range(self.slots)
         ]
@@ -93,17 +92,13 @@ class ReplicaPool:
         self.log: list[tuple[float, int, str]] | None = None
 
     def _new_replica(self, index: int) -> Replica | SlotReplica:
-        """A fresh replica for a slot (empty cache); a slot's later replicas draw service times
-        from streams of their own."""
-        generation = self._generation[index]
-        self._generation[index] += 1
+        """A fresh replica for a slot (empty cache). A slot model's service times are keyed by
+        the request, not the replica: a restarted or added replica changes none of them."""
         pool = self.config
         if pool.slot_model:
-            names = ["service", self.model_id, self.name, str(index)]
-            if generation:
-                names.append(str(generation))
-            rng = stream(self._seed, *names)
-            return SlotReplica(self.env, index, pool.perf, pool.max_num_seqs, rng, self._finished)  # type: ignore[arg-type]
+            return SlotReplica(
+                self.env, index, pool.perf, pool.max_num_seqs, self._seed, self._finished
+            )  # type: ignore[arg-type]
         assert self._perf is not None
         return Replica(
             self.env,

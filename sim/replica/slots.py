@@ -12,11 +12,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import cast
 
-import numpy as np
 import simpy
 
 from sim.perf.config import ExponentialPerf, FixedPerf
 from sim.request import TIER_RANK, Request
+from sim.rng import unit, word
 from sim.status import STATUS_OK
 
 
@@ -27,7 +27,7 @@ class SlotReplica:
         index: int,
         perf: FixedPerf | ExponentialPerf,
         slots: int,
-        rng: np.random.Generator,
+        seed: int,
         on_done: Callable[[Request], None],
     ) -> None:
         self.env = env
@@ -37,10 +37,10 @@ class SlotReplica:
         self.queues: tuple[deque[Request], ...] = (deque(), deque(), deque())
         self.waiting = 0
         self.running: dict[Request, None] = {}
-        self._rng = rng
+        self._seed = seed
+        self._keys: dict[str, int] = {}  # traffic source -> its service-draw key
         self._fixed_s = perf.service_s if isinstance(perf, FixedPerf) else None
         self._mean_s = perf.mean_service_s if isinstance(perf, ExponentialPerf) else 0.0
-        self._draws: list[float] = []
         self._busy_slot_s = 0.0
         self._busy_since_s = 0.0
         self.kv = None
@@ -48,13 +48,16 @@ class SlotReplica:
         self.prompt_tokens_admitted = 0  # none of them cached: slot models have no KV cache
         self.cached_tokens_admitted = 0
 
-    def _service_s(self) -> float:
+    def _service_s(self, request: Request) -> float:
+        """Keyed by the request's identity, not by this replica or the order of service: the
+        same request needs the same work whichever replica serves it (common random numbers)."""
         if self._fixed_s is not None:
             return self._fixed_s
-        if not self._draws:
-            self._draws = self._rng.exponential(self._mean_s, 4096).tolist()
-            self._draws.reverse()
-        return self._draws.pop()
+        key = self._keys.get(request.traffic)
+        if key is None:
+            key = self._keys[request.traffic] = word(self._seed, "service", request.traffic)
+        u = unit(key, request.source_seq, request.turn << 16 | request.attempt)
+        return -self._mean_s * math.log1p(-u)
 
     def _account(self) -> None:
         now = self.env.now
@@ -74,7 +77,7 @@ class SlotReplica:
         self.running[request] = None
         request.admitted_s = self.env.now
         self.prompt_tokens_admitted += request.prompt_tokens
-        event = self.env.timeout(self._service_s(), request)
+        event = self.env.timeout(self._service_s(request), request)
         event.callbacks.append(self._on_service_end)
 
     def _on_service_end(self, event: simpy.Event) -> None:

@@ -73,6 +73,7 @@ class OpenLoopSource:
         self.sent += 1
         traffic = self.traffic
         request = self._context.request(traffic, self._tiers[i], self._prompts[i], self._outputs[i])
+        request.source_seq = self.sent - 1
         if self._users:
             request.affinity_key = user_key(traffic, self._user_index[i])
         self._schedule_next()

@@ -11,6 +11,7 @@ import numpy as np
 
 from sim.clock import call_later
 from sim.request import Request
+from sim.rng import EntityStreams
 from sim.status import STATUS_OK
 from sim.workload.arrivals import arrival_chunks
 from sim.workload.chains import Runs, session_owner, system_owner
@@ -36,9 +37,33 @@ class _Buffer:
 
 
 class _Session:
-    __slots__ = ("context_tokens", "key", "system_run", "turns", "turns_left", "uid", "user")
+    """One conversation. Its turns' messages, answers, tiers and think times are drawn at its start
+    from its own stream (keyed by source and session number): the same whatever the routing or
+    fleet, however the sessions interleave."""
 
-    def __init__(self, uid: int, user: int, turns: int, system_run: Runs, system_tokens: int):
+    __slots__ = (
+        "context_tokens",
+        "key",
+        "messages",
+        "outputs",
+        "system_run",
+        "thinks_s",
+        "tiers",
+        "turns",
+        "turns_left",
+        "uid",
+        "user",
+    )
+
+    def __init__(
+        self,
+        uid: int,
+        user: int,
+        turns: int,
+        system_run: Runs,
+        system_tokens: int,
+        draws: tuple[list, list, list, list],
+    ):
         self.uid = uid
         self.user = user
         self.turns_left = turns
@@ -46,6 +71,7 @@ class _Session:
         self.system_run = system_run  # the shared system prompt's full blocks
         self.context_tokens = system_tokens
         self.key = f"s{uid}"
+        self.messages, self.outputs, self.tiers, self.thinks_s = draws
 
 
 class SessionSource:
@@ -81,13 +107,8 @@ class SessionSource:
         self._variant = _Buffer(lambda n: rng.choice(config.system_prompts, n, p=self._variant_p))
         self._user = _Buffer(lambda n: rng.integers(0, context.users, n))
         self._turns = _Buffer(lambda n: config.turns.sample(rng, n))
-        msg_rng = context.rng(traffic, "prompt_tokens")
-        out_rng = context.rng(traffic, "output_tokens")
-        think_rng = context.rng(traffic, "think_time_s")
-        self._message = _Buffer(lambda n: traffic.prompt_tokens.sample(msg_rng, n))  # type: ignore[union-attr]
-        self._output = _Buffer(lambda n: traffic.output_tokens.sample(out_rng, n))  # type: ignore[union-attr]
-        self._think = _Buffer(lambda n: config.think_time_s.sample(think_rng, n))
-        self._tier = _Buffer(TierDraw(traffic, context).draw)
+        self._turn_streams = EntityStreams(context.seed, "traffic", name, "session turns")
+        self._tier = TierDraw(traffic, context)
         self._affinity = traffic.affinity
         self._remaining = traffic.max_requests if traffic.max_requests is not None else -1
         self._times: list[float] = []
@@ -110,17 +131,30 @@ class SessionSource:
         self._i += 1
         self._schedule_start()
         tokens, system_run = self._system[int(self._variant.next())]
+        uid, turns = self.sessions, int(self._turns.next())
         session = _Session(
-            self.sessions, int(self._user.next()), int(self._turns.next()), system_run, tokens
+            uid, int(self._user.next()), turns, system_run, tokens, self._draw_turns(uid, turns)
         )
         self.sessions += 1
         self._send_turn(session)
 
+    def _draw_turns(self, uid: int, turns: int) -> tuple[list, list, list, list]:
+        """The session's messages, answers, tiers and think times, one per turn."""
+        rng = self._turn_streams.at(uid)
+        traffic = self.traffic
+        return (
+            traffic.prompt_tokens.sample(rng, turns).tolist(),  # type: ignore[union-attr]
+            traffic.output_tokens.sample(rng, turns).tolist(),  # type: ignore[union-attr]
+            self._tier.draw(turns, rng).tolist(),
+            self.config.think_time_s.sample(rng, turns).tolist(),
+        )
+
     def _send_turn(self, session: _Session) -> None:
         if self._remaining == 0:
             return
-        message = int(self._message.next())
-        output = int(self._output.next())
+        turn = session.turns
+        message = session.messages[turn]
+        output = session.outputs[turn]
         prompt = session.context_tokens + message
         if prompt > self.config.max_context_tokens:
             return
@@ -135,9 +169,9 @@ class SessionSource:
         own = ((owner, first, full),) if full > first else ()
         runs = (*session.system_run, *own)
         traffic = self.traffic
-        request = self._context.request(traffic, str(self._tier.next()), prompt, output, runs)
+        request = self._context.request(traffic, session.tiers[turn], prompt, output, runs)
         session.turns += 1
-        request.session_id = session.uid
+        request.session_id = request.source_seq = session.uid
         request.turn = session.turns
         if self._affinity == "session":
             request.affinity_key = session.key
@@ -150,4 +184,5 @@ class SessionSource:
         if request.status != STATUS_OK or session.turns_left <= 0:
             return
         session.context_tokens = request.prompt_tokens + request.output_tokens
-        call_later(self.env, self._think.next(), lambda _: self._send_turn(session))
+        think_s = session.thinks_s[session.turns - 1]
+        call_later(self.env, think_s, lambda _: self._send_turn(session))

@@ -62,10 +62,12 @@ class TierDraw:
         self._shares = shares / shares.sum()
         self._rng = context.rng(traffic, "tier")
 
-    def draw(self, n: int) -> np.ndarray:
+    def draw(self, n: int, rng: np.random.Generator | None = None) -> np.ndarray:
+        """n tiers from the source's tier stream, or from `rng` (a session's own stream)."""
         if len(self._names) == 1:
             return np.repeat(self._names, n)
-        return self._names[self._rng.choice(len(self._names), size=n, p=self._shares)]
+        rng = self._rng if rng is None else rng
+        return self._names[rng.choice(len(self._names), size=n, p=self._shares)]
 
 
 def user_key(traffic: Traffic, user: int) -> str:

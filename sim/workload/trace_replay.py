@@ -65,6 +65,7 @@ class TraceSource:
         request = self._context.request(
             traffic, self._tiers[i], self._prompts[i], self._outputs[i], runs
         )
+        request.source_seq = i
         if self._users is not None:
             request.affinity_key = user_key(traffic, self._users[i])
         self._schedule_next()
