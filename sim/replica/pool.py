@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from sim.clock import Clock, call_later
 from sim.perf.base import BatchTimeModel
+from sim.perf.config import ExponentialPerf, FixedPerf
 from sim.replica.autoscaling import AUTOSCALERS
 from sim.replica.autoscaling.base import FleetSignals
 from sim.replica.config import Pool
@@ -96,9 +97,9 @@ class ReplicaPool:
         the request, not the replica: a restarted or added replica changes none of them."""
         pool = self.config
         if pool.slot_model:
-            return SlotReplica(
-                self.env, index, pool.perf, pool.max_num_seqs, self._seed, self._finished
-            )  # type: ignore[arg-type]
+            perf = pool.perf
+            assert isinstance(perf, FixedPerf | ExponentialPerf)
+            return SlotReplica(self.env, index, perf, pool.max_num_seqs, self._seed, self._finished)
         assert self._perf is not None
         return Replica(
             self.env,
