@@ -17,7 +17,6 @@ from sim.perf.base import BatchTimeModel
 from sim.perf.config import RooflinePerf
 from sim.replica.config import Pool
 from sim.replica.pool import ReplicaPool
-from sim.request import Request
 from sim.results.records import RequestRecorder
 from sim.results.timeseries import TimeSeriesSampler
 from sim.scenario import Scenario
@@ -172,10 +171,7 @@ class Simulation:
         """Attempts still queued or running when the drain ended: status 0 (no answer)."""
         for pool in self.pools:
             for replica in pool.replicas:
-                stuck: list[Request] = [*replica.running]
-                for queue in replica.queues:
-                    stuck.extend(queue)
-                for request in stuck:
+                for request in [*replica.running, *replica.waiting_requests()]:
                     self.recorder.record(request)
 
 

@@ -9,7 +9,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from sim.replica.schedulers import SCHEDULERS, build_scheduler
+from sim.replica.schedulers.base import Scheduler
 from sim.scenario import Scenario
+
+
+def scheduler(policy: str = "strict_priority", **fields: Any) -> Scheduler:
+    """A replica scheduler as a pool's `scheduler:` section would build it."""
+    return build_scheduler(SCHEDULERS[policy].Config(policy=policy, **fields))
 
 
 def slot_scenario(

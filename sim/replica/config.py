@@ -10,6 +10,8 @@ from sim.config_base import StrictModel
 from sim.perf.config import ExponentialPerf, FixedPerf, PerfConfig, RooflinePerf
 from sim.replica.autoscaling import AutoscalingConfig
 from sim.replica.fleet_config import FailuresConfig, RollingUpdateConfig
+from sim.replica.schedulers import SCHEDULERS, SchedulerConfig
+from sim.replica.schedulers.strict_priority import StrictPriorityConfig
 from sim.request import ALL_TIERS, Tier
 
 
@@ -55,6 +57,12 @@ class Pool(StrictModel):
         description="Scale between min and max replicas toward a target: utilisation, "
         "queueing_delay, kv_use (null: a fixed count)",
     )
+    scheduler: SchedulerConfig = Field(
+        default_factory=lambda: StrictPriorityConfig(policy="strict_priority"),
+        description="Admission order and preemption on a replica: "
+        + ", ".join(SCHEDULERS)
+        + " (docs/scheduling.md)",
+    )
 
     @model_validator(mode="after")
     def _fleet_consistent(self) -> Pool:
@@ -77,6 +85,11 @@ class Pool(StrictModel):
                     f"failures.scheduled: replica {failure.replica} does not exist "
                     f"(the pool has replicas 0 to {slots - 1})"
                 )
+        if self.slot_model and SCHEDULERS[self.scheduler.policy].preempts_to_admit:
+            raise ValueError(
+                f"scheduler {self.scheduler.policy} preempts running requests, which a slot "
+                f"model ({self.perf.model}) cannot: use a roofline perf model or another policy"
+            )
         return self
 
     @property

@@ -20,7 +20,9 @@ from sim.replica.autoscaling import AUTOSCALERS
 from sim.replica.autoscaling.base import FleetSignals
 from sim.replica.config import Pool
 from sim.replica.kvcache import KVCache
+from sim.replica.protocol import ServingReplica
 from sim.replica.replica import Replica
+from sim.replica.schedulers import build_scheduler
 from sim.replica.slots import SlotReplica
 from sim.request import Request
 from sim.rng import stream
@@ -58,9 +60,7 @@ class ReplicaPool:
         scaling = pool.autoscaling
         self.slots = max(pool.replicas, scaling.max_replicas) if scaling else pool.replicas
         self.load = PoolLoad(self.slots)
-        self.replicas: list[Replica | SlotReplica] = [
-            self._new_replica(i) for i in range(self.slots)
-        ]
+        self.replicas: list[ServingReplica] = [self._new_replica(i) for i in range(self.slots)]
         # Per slot: state, a version that makes timers of an earlier state stale, what a drain
         # ends in, and the counters of the replicas it held before (busy s, prompt, cached).
         self.state = [SERVING if i < pool.replicas else DOWN for i in range(self.slots)]
@@ -92,14 +92,16 @@ class ReplicaPool:
         # Tests set a list here to get every state change: (t_s, replica, new state).
         self.log: list[tuple[float, int, str]] | None = None
 
-    def _new_replica(self, index: int) -> Replica | SlotReplica:
-        """A fresh replica for a slot (empty cache). A slot model's service times are keyed by
-        the request, not the replica: a restarted or added replica changes none of them."""
+    def _new_replica(self, index: int) -> ServingReplica:
+        """A fresh replica for a slot (empty cache, empty queues). A slot model's service times
+        are keyed by the request, not the replica: a restarted or added replica changes none of
+        them."""
         pool = self.config
-        if pool.slot_model:
-            perf = pool.perf
-            assert isinstance(perf, FixedPerf | ExponentialPerf)
-            return SlotReplica(self.env, index, perf, pool.max_num_seqs, self._seed, self._finished)
+        scheduler = build_scheduler(pool.scheduler)
+        if isinstance(pool.perf, FixedPerf | ExponentialPerf):
+            return SlotReplica(
+                self.env, index, pool.perf, pool.max_num_seqs, self._seed, self._finished, scheduler
+            )
         assert self._perf is not None
         return Replica(
             self.env,
@@ -111,6 +113,7 @@ class ReplicaPool:
             pool.max_batched_tokens,
             self._step_by_step,
             self._finished,
+            scheduler,
         )
 
     # ------------------------------------------------------------------------------ requests
@@ -273,8 +276,7 @@ class ReplicaPool:
                 serving_now += now - self._since_s[index]
                 busy_s += busy_now - self._last_busy_s[index]
                 served_s += serving_now - self._last_serving_s[index]
-                kv = self.replicas[index].kv
-                kv_use += kv.used_blocks / capacity if kv is not None else 0.0
+                kv_use += self.replicas[index].kv_used_blocks / capacity
             self._last_busy_s[index] = busy_now
             self._last_serving_s[index] = serving_now
         serving = len(self.view.serving)

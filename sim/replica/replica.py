@@ -1,15 +1,14 @@
-"""One model replica: tier queues and a continuous-batching loop (chunked prefill, KV blocks,
-preemption by recompute), with decode-only stretches advanced in one event.
+"""One model replica: a continuous-batching loop (chunked prefill, KV blocks, preemption by
+recompute), with decode-only stretches advanced in one event.
 
-The loop, per iteration (DESIGN.md, "The replica engine, step by step"):
-plan (decodes take one token each of the budget, prefilling requests their next chunk, then
-waiting requests are admitted in tier order while slots, budget and blocks allow), price (the
-performance model), apply (tokens, first tokens, finishes, block growth). When decodes need
-blocks that are not there, the most recently admitted request of the lowest tier running is
-preempted (Batch before Standard before Priority: a lower tier never displaces a higher one,
-PLATFORM.md). When the plan has no prefill work and nothing waiting can be admitted, the
-identical decode steps up to the next finish (or until the free blocks run out) are one event,
-cut short by an arrival.
+The loop, per iteration (DESIGN.md, "The replica engine, step by step"): plan (decodes take one
+token each of the budget, prefilling requests their next chunk, then waiting requests are
+admitted in the scheduler's order while slots, budget and blocks allow), price (the performance
+model), apply (tokens, first tokens, finishes, block growth). The scheduler policy
+(`schedulers/`) owns the waiting requests and decides which one goes next and which running
+request gives way when memory runs out. When the plan has no prefill work and nothing waiting
+can be admitted, the identical decode steps up to the next finish (or until the free blocks run
+out) are one event, cut short by an arrival.
 """
 
 from __future__ import annotations
@@ -17,17 +16,15 @@ from __future__ import annotations
 import bisect
 import heapq
 import math
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from sim.clock import Clock, call_later
 from sim.perf.base import BatchTimeModel
 from sim.replica.kvcache import KVCache
+from sim.replica.schedulers.base import Scheduler
 from sim.replica.stretch import steps_done_by, stretch_time_s
-from sim.request import TIER_RANK, Request
+from sim.request import Request
 from sim.status import STATUS_OK
-
-LOWEST_RANK = max(TIER_RANK.values())  # Batch: preempted first
 
 
 class Replica:
@@ -42,6 +39,7 @@ class Replica:
         max_batched_tokens: int,
         step_by_step: bool,
         on_done: Callable[[Request], None],
+        scheduler: Scheduler,
     ) -> None:
         self.env = env
         self.index = index
@@ -52,8 +50,7 @@ class Replica:
         self.max_batched_tokens = max_batched_tokens
         self.step_by_step = step_by_step
         self.on_done = on_done
-        self.queues: tuple[deque[Request], ...] = (deque(), deque(), deque())
-        self.waiting = 0
+        self.scheduler = scheduler
         self.running: dict[Request, None] = {}  # in admission order (preemption picks from it)
         self.prefilling: list[Request] = []
         # Decoding requests, lazily: a heap of finish steps, their count, their summed context
@@ -86,8 +83,7 @@ class Replica:
     # ----------------------------------------------------------------------------- arrivals
     def enqueue(self, request: Request) -> None:
         request.replica = self.index
-        self.queues[TIER_RANK[request.tier]].append(request)
-        self.waiting += 1
+        self.scheduler.add(request)
         if not self.busy:
             self._plan(self.env.now)
         elif self.stretch_steps > 1 and (self.chunks or self._admissible_head(request)):
@@ -95,17 +91,34 @@ class Replica:
             # published yet, so a newcomer's cache hit (and its admissibility) is not known.
             self._cut_stretch()
 
+    @property
+    def waiting(self) -> int:
+        return self.scheduler.waiting
+
+    def waiting_requests(self) -> Iterator[Request]:
+        return self.scheduler.waiting_requests()
+
+    @property
+    def kv_used_blocks(self) -> int:
+        return self.kv.used_blocks
+
+    @property
+    def kv_cached_blocks(self) -> int:
+        return self.kv.cached_blocks
+
     def _admissible_head(self, request: Request) -> bool:
-        """Could the next plan admit `request`? If not, a decode run need not be cut for it:
-        slots and budget stay as they are during a run, and free blocks only shrink."""
-        rank = TIER_RANK[request.tier]
-        return (
-            self.queues[rank][0] is request
-            and not any(self.queues[:rank])
-            and len(self.running) < self.max_num_seqs
-            and self.decoding < self.max_batched_tokens
+        """Could the next plan admit `request` (or preempt to admit it)? If not, a decode run
+        need not be cut for it: slots and budget stay as they are during a run, free blocks
+        only shrink, and the scheduler's order changes only when a request is added or
+        admitted (so only a newcomer at the head can change the next plan)."""
+        if self.scheduler.head() is not request or self.decoding >= self.max_batched_tokens:
+            return False
+        if (
+            len(self.running) < self.max_num_seqs
             and self._blocks_to_admit(request)[0] <= self.kv.available()
-        )
+        ):
+            return True
+        return self.scheduler.admission_victim(request, self.running) is not None
 
     def _blocks_to_admit(self, request: Request) -> tuple[int, int, int]:
         """(blocks admission takes from the free pool, blocks it holds, cached blocks it reuses).
@@ -142,18 +155,65 @@ class Replica:
 
     # ----------------------------------------------------------------------------- planning
     def _plan(self, now: float) -> None:
-        step = self.step
-        decoding = self.decoding
-        need = self.boundary_phase[step % self.block_size] if decoding else 0
-        free_blocks = self.kv.available()
-        if need > free_blocks:
-            while need > free_blocks:
-                need -= self._preempt(self._victim())
-                free_blocks = self.kv.available()
-            decoding = self.decoding
-        budget = self.max_batched_tokens - decoding
+        """Plan the next iteration (or run of identical ones), price it and schedule its end."""
+        need = self.boundary_phase[self.step % self.block_size] if self.decoding else 0
+        if need > self.kv.available():
+            need = self._preempt_for_growth(need)
+        scheduler = self.scheduler
+        if (
+            scheduler.preempts_to_admit
+            and scheduler.waiting
+            and self.decoding < self.max_batched_tokens
+        ):
+            need = self._preempt_to_admit(need)
+        budget = self.max_batched_tokens - self.decoding
         chunks: list[tuple[Request, int]] = []
         shapes: list[tuple[int, int]] = []  # (chunk tokens, context before) for the perf model
+        if self.prefilling:
+            budget = self._continue_prefills(chunks, shapes, budget)
+        if scheduler.waiting and budget > 0:
+            self._admit(chunks, shapes, budget, self.kv.available() - need, now)
+        if chunks:
+            duration_s = self._price_prefill(chunks, shapes)
+        elif self.decoding:
+            duration_s = self._price_decode_stretch()
+        else:
+            self.busy = False
+            return
+        self.busy = True
+        self.iteration_start_s = now
+        self.version += 1
+        call_later(self.env, duration_s, self._iteration_end, self.version)
+
+    def _preempt_for_growth(self, need: int) -> int:
+        """Preempt the scheduler's victims until this step's new decode blocks fit; returns the
+        blocks the remaining decodes still need."""
+        while need > self.kv.available():
+            need -= self._preempt(self.scheduler.victim(self.running))
+        return need
+
+    def _preempt_to_admit(self, need: int) -> int:
+        """For a policy that preempts to admit: while the next waiting request lacks a slot or
+        blocks, preempt the running request the policy names, if any."""
+        scheduler = self.scheduler
+        head = scheduler.head()
+        while head is not None:
+            if (
+                len(self.running) < self.max_num_seqs
+                and self._blocks_to_admit(head)[0] <= self.kv.available() - need
+            ):
+                break
+            victim = scheduler.admission_victim(head, self.running)
+            if victim is None:
+                break
+            need -= self._preempt(victim)
+        return need
+
+    def _continue_prefills(
+        self, chunks: list[tuple[Request, int]], shapes: list[tuple[int, int]], budget: int
+    ) -> int:
+        """Requests already prefilling take their next chunk, in admission order, while the
+        budget lasts; returns the budget left."""
         for request in self.prefilling:
             if budget <= 0:
                 break
@@ -163,35 +223,35 @@ class Replica:
             chunks.append((request, chunk))
             shapes.append((chunk, request.prefill_done))
             budget -= chunk
-        if self.waiting and budget > 0:
-            budget = self._admit(chunks, shapes, budget, free_blocks - need, now)
-        if chunks:
-            self.chunks = chunks
-            context = self.context_sum + decoding * (step - self.context_step)
-            steps = self._prefill_run_steps() if len(chunks) == 1 else 1
-            if steps > 1:
-                duration_s = self._price_prefill_run(steps, context)
-            else:
-                self.stretch_steps = 0
-                duration_s = self.perf.iteration_time_s(decoding, context, shapes)
-        elif decoding:
-            steps = self._next_finish_step() - step
-            if self.step_by_step:
-                steps = 1
-            elif steps > 1:
-                steps = self._steps_fitting(steps)
-            self.stretch_steps = steps
-            self.stretch_context0 = self.context_sum + decoding * (step - self.context_step)
-            duration_s = stretch_time_s(
-                self.perf.decode_lines(decoding), self.stretch_context0, decoding, steps
-            )
-        else:
-            self.busy = False
-            return
-        self.busy = True
-        self.iteration_start_s = now
-        self.version += 1
-        call_later(self.env, duration_s, self._iteration_end, self.version)
+        return budget
+
+    def _price_prefill(
+        self, chunks: list[tuple[Request, int]], shapes: list[tuple[int, int]]
+    ) -> float:
+        """An iteration with prefill work, or a run of them for one lone prefilling request."""
+        self.chunks = chunks
+        decoding = self.decoding
+        context = self.context_sum + decoding * (self.step - self.context_step)
+        steps = self._prefill_run_steps() if len(chunks) == 1 else 1
+        if steps > 1:
+            return self._price_prefill_run(steps, context)
+        self.stretch_steps = 0
+        return self.perf.iteration_time_s(decoding, context, shapes)
+
+    def _price_decode_stretch(self) -> float:
+        """Decode-only steps up to the next finish (one with `step_by_step`), cut short where
+        the decodes' new blocks stop fitting."""
+        decoding = self.decoding
+        steps = self._next_finish_step() - self.step
+        if self.step_by_step:
+            steps = 1
+        elif steps > 1:
+            steps = self._steps_fitting(steps)
+        self.stretch_steps = steps
+        self.stretch_context0 = self.context_sum + decoding * (self.step - self.context_step)
+        return stretch_time_s(
+            self.perf.decode_lines(decoding), self.stretch_context0, decoding, steps
+        )
 
     def _next_finish_step(self) -> int:
         heap = self.finish_heap
@@ -205,7 +265,7 @@ class Replica:
         completes, a decode finishes or the decodes' new blocks no longer fit. Anything
         waiting might be admitted at a later step, and another prefilling request would take
         the last step's spare budget, so either keeps to single iterations."""
-        if self.step_by_step or self.waiting or len(self.prefilling) > 1:
+        if self.step_by_step or self.scheduler.waiting or len(self.prefilling) > 1:
             return 1
         request, chunk = self.chunks[0]
         steps = -(-(request.prefill_target - request.prefill_done) // chunk)
@@ -240,43 +300,41 @@ class Replica:
         budget: int,
         free_blocks: int,
         now: float,
-    ) -> int:
-        """Admit waiting requests in tier order, FIFO within a tier, while slots, budget and
-        blocks allow; the first that does not fit stops admission (no overtaking)."""
+    ) -> None:
+        """Admit waiting requests in the scheduler's order while slots, budget and blocks allow;
+        the first that does not fit stops admission (no overtaking)."""
         block_size = self.block_size
         running = self.running
-        for queue in self.queues:
-            while queue:
-                if len(running) >= self.max_num_seqs or budget <= 0:
-                    return budget
-                request = queue[0]
-                taken, blocks, hit = self._blocks_to_admit(request)
-                if taken > free_blocks:
-                    return budget
-                queue.popleft()
-                self.waiting -= 1
-                free_blocks -= taken
-                if hit:
-                    self.kv.acquire(request, hit)
-                self.kv.allocate(blocks - hit)
-                request.kv_blocks = blocks
-                self.admissions += 1
-                request.admit_seq = self.admissions
-                running[request] = None
-                self.prefilling.append(request)
-                cached_tokens = hit * block_size
-                if math.isnan(request.admitted_s):
-                    request.admitted_s = now
-                    request.cached_tokens = cached_tokens
-                    self.prompt_tokens_admitted += request.prompt_tokens
-                    self.cached_tokens_admitted += cached_tokens
-                request.prefill_target = target = request.prompt_tokens + request.generated
-                request.prefill_done = cached_tokens
-                chunk = min(target - cached_tokens, budget)
-                chunks.append((request, chunk))
-                shapes.append((chunk, cached_tokens))
-                budget -= chunk
-        return budget
+        scheduler = self.scheduler
+        while budget > 0 and len(running) < self.max_num_seqs:
+            request = scheduler.head()
+            if request is None:
+                return
+            taken, blocks, hit = self._blocks_to_admit(request)
+            if taken > free_blocks:
+                return
+            scheduler.pop_head(request)
+            free_blocks -= taken
+            if hit:
+                self.kv.acquire(request, hit)
+            self.kv.allocate(blocks - hit)
+            request.kv_blocks = blocks
+            self.admissions += 1
+            request.admit_seq = self.admissions
+            running[request] = None
+            self.prefilling.append(request)
+            cached_tokens = hit * block_size
+            if math.isnan(request.admitted_s):
+                request.admitted_s = now
+                request.cached_tokens = cached_tokens
+                self.prompt_tokens_admitted += request.prompt_tokens
+                self.cached_tokens_admitted += cached_tokens
+            request.prefill_target = target = request.prompt_tokens + request.generated
+            request.prefill_done = cached_tokens
+            chunk = min(target - cached_tokens, budget)
+            chunks.append((request, chunk))
+            shapes.append((chunk, cached_tokens))
+            budget -= chunk
 
     def _steps_fitting(self, steps: int) -> int:
         """The most decode steps, up to `steps`, whose new blocks fit in the free blocks."""
@@ -418,22 +476,8 @@ class Replica:
         self.decoding -= 1
         return -(-context // self.block_size)
 
-    def _victim(self) -> Request:
-        """The most recently admitted request of the lowest tier running, so that Batch never
-        displaces Standard or Priority work. A scan, but only when memory runs out."""
-        candidates = reversed(self.running)
-        victim = next(candidates)
-        lowest = TIER_RANK[victim.tier]
-        for request in candidates:
-            if lowest == LOWEST_RANK:
-                break
-            rank = TIER_RANK[request.tier]
-            if rank > lowest:
-                victim, lowest = request, rank
-        return victim
-
     def _preempt(self, victim: Request) -> int:
-        """Free the victim's blocks and requeue it at the front of its tier (recompute).
+        """Free the victim's blocks and hand it back to the scheduler (it recomputes).
 
         Returns how many of this step's block requests it withdrew (1 if it was a decoder about
         to cross a block boundary)."""
@@ -450,8 +494,7 @@ class Replica:
             phase = (victim.joined_step - joined_context) % self.block_size
             withdrawn = int(phase == self.step % self.block_size)
             self.kv.release(victim, self._leave_decode(victim))
-        self.queues[TIER_RANK[victim.tier]].appendleft(victim)
-        self.waiting += 1
+        self.scheduler.requeue(victim)
         return withdrawn
 
     def stop(self) -> list[Request]:
@@ -460,10 +503,7 @@ class Replica:
         self.busy_s = self.busy_s_at(self.env.now)
         self.busy = False
         self.version += 1
-        held = [*self.running]
-        for queue in self.queues:
-            held.extend(queue)
-        return held
+        return [*self.running, *self.scheduler.waiting_requests()]
 
     # ----------------------------------------------------------------------------- sampling
     def busy_s_at(self, now: float) -> float:

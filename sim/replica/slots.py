@@ -2,25 +2,30 @@
 time drawn independently of the batch (`fixed` or `exponential` perf models).
 
 Not a GPU model: it makes the queueing core checkable against M/M/c and M/D/c theory. The whole
-answer is ready when service ends, so the first token and the finish coincide.
+answer is ready when service ends, so the first token and the finish coincide. It holds no KV
+cache (its KV levels are 0); its scheduler orders the waiting requests as on a GPU replica, and
+never preempts (the pool refuses a policy that would).
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import cast
 
 import simpy
 
 from sim.perf.config import ExponentialPerf, FixedPerf
-from sim.request import TIER_RANK, Request
+from sim.replica.schedulers.base import Scheduler
+from sim.request import Request
 from sim.rng import unit, word
 from sim.status import STATUS_OK
 
 
 class SlotReplica:
+    kv_used_blocks = 0  # no KV cache
+    kv_cached_blocks = 0
+
     def __init__(
         self,
         env: simpy.Environment,
@@ -29,13 +34,13 @@ class SlotReplica:
         slots: int,
         seed: int,
         on_done: Callable[[Request], None],
+        scheduler: Scheduler,
     ) -> None:
         self.env = env
         self.index = index
         self.slots = slots
         self.on_done = on_done
-        self.queues: tuple[deque[Request], ...] = (deque(), deque(), deque())
-        self.waiting = 0
+        self.scheduler = scheduler
         self.running: dict[Request, None] = {}
         self._seed = seed
         self._keys: dict[str, int] = {}  # traffic source -> its service-draw key
@@ -43,7 +48,6 @@ class SlotReplica:
         self._mean_s = perf.mean_service_s if isinstance(perf, ExponentialPerf) else 0.0
         self._busy_slot_s = 0.0
         self._busy_since_s = 0.0
-        self.kv = None
         self.iterations = 0
         self.prompt_tokens_admitted = 0  # none of them cached: slot models have no KV cache
         self.cached_tokens_admitted = 0
@@ -64,15 +68,24 @@ class SlotReplica:
         self._busy_slot_s += len(self.running) * (now - self._busy_since_s)
         self._busy_since_s = now
 
+    @property
+    def waiting(self) -> int:
+        return self.scheduler.waiting
+
+    def waiting_requests(self) -> Iterator[Request]:
+        return self.scheduler.waiting_requests()
+
     def enqueue(self, request: Request) -> None:
         request.replica = self.index
+        self.scheduler.add(request)
         if len(self.running) < self.slots:
-            self._start(request)
-        else:
-            self.queues[TIER_RANK[request.tier]].append(request)
-            self.waiting += 1
+            self._start_next()
 
-    def _start(self, request: Request) -> None:
+    def _start_next(self) -> None:
+        request = self.scheduler.head()
+        if request is None:
+            return
+        self.scheduler.pop_head(request)
         self._account()
         self.running[request] = None
         request.admitted_s = self.env.now
@@ -90,11 +103,7 @@ class SlotReplica:
         request.status = STATUS_OK
         request.finished_s = request.first_token_s = self.env.now
         request.generated = request.output_tokens
-        for queue in self.queues:
-            if queue:
-                self.waiting -= 1
-                self._start(queue.popleft())
-                break
+        self._start_next()
         self.on_done(request)
 
     def stop(self) -> list[Request]:
@@ -102,11 +111,11 @@ class SlotReplica:
         service, then waiting); the service ends already scheduled are ignored."""
         self._account()
         held = [*self.running]
-        for queue in self.queues:
-            held.extend(queue)
         self.running = {}
-        self.queues = (deque(), deque(), deque())
-        self.waiting = 0
+        scheduler = self.scheduler
+        while (request := scheduler.head()) is not None:
+            scheduler.pop_head(request)
+            held.append(request)
         return held
 
     def busy_s_at(self, now: float) -> float:

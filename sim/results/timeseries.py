@@ -68,13 +68,12 @@ class TimeSeriesSampler:
                 state = pool.state[index]
                 last_busy_s, last_prompt, last_cached = self._last[key]
                 self._last[key] = (busy_s, prompt, cached)
-                kv = replica.kv
                 row = [
                     len(replica.running),
                     replica.waiting,
-                    kv.used_blocks if kv is not None else 0,
-                    kv.cached_blocks if kv is not None else 0,
-                    kv.capacity_blocks if kv is not None else 0,
+                    replica.kv_used_blocks,
+                    replica.kv_cached_blocks,
+                    pool.kv_capacity_blocks,
                     (busy_s - last_busy_s) / self.period_s,
                     prompt - last_prompt,
                     cached - last_cached,

@@ -68,6 +68,9 @@ class ReplicaState(Protocol):
     @property
     def running(self) -> Sized: ...
 
+    @property
+    def kv_used_blocks(self) -> int: ...
+
 
 class PoolView:
     """The router's read-only view of its pool: load counters, replica states, and which

@@ -95,7 +95,4 @@ class LoadSnapshot:
         self.tokens = list(self.pool.load.outstanding_tokens)
         self.requests = [len(r.running) + r.waiting for r in self.pool.replicas]
         capacity = max(self.pool.kv_capacity_blocks, 1)
-        self.kv_use = [
-            getattr(getattr(replica, "kv", None), "used_blocks", 0) / capacity
-            for replica in self.pool.replicas
-        ]
+        self.kv_use = [replica.kv_used_blocks / capacity for replica in self.pool.replicas]

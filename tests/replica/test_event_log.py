@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import HandModel
+from helpers import HandModel, scheduler
 
 from sim.clock import Clock
 from sim.replica.kvcache import KVCache
@@ -24,6 +24,7 @@ def _run(step_by_step: bool) -> tuple[list[tuple], dict[int, Request], Replica]:
         max_batched_tokens=8,
         step_by_step=step_by_step,
         on_done=lambda r: done.__setitem__(r.request_id, r),
+        scheduler=scheduler(),
     )
     replica.log = []
     a = Request(0, "t", "acct", "m", "standard", 0.0, prompt_tokens=10, output_tokens=3)

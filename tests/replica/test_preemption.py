@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import HandModel
+from helpers import HandModel, scheduler
 
 from sim.clock import Clock
 from sim.replica.kvcache import KVCache
@@ -26,6 +26,7 @@ def _two_under_pressure(first_tier: str, later_tier: str, step_by_step: bool) ->
         max_batched_tokens=8,
         step_by_step=step_by_step,
         on_done=lambda r: None,
+        scheduler=scheduler(),
     )
     first = Request(0, "t", "acct", "m", first_tier, 0.0, prompt_tokens=8, output_tokens=20)
     later = Request(1, "t", "acct", "m", later_tier, 0.005, prompt_tokens=8, output_tokens=20)

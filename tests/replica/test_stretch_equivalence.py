@@ -6,10 +6,12 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
+from helpers import scheduler
 
 from sim.clock import Clock
 from sim.replica.kvcache import KVCache
 from sim.replica.replica import Replica
+from sim.replica.schedulers import SCHEDULERS
 from sim.replica.stretch import stretch_time_s
 from sim.request import Request
 
@@ -42,6 +44,7 @@ def _serve(
     log: list[tuple] | None = None,
     shared_prefixes: bool = False,
     max_prompt_tokens: int = 900,
+    policy: str = "strict_priority",
 ) -> tuple[list[Request], Replica]:
     rng = np.random.default_rng(seed)
     env = Clock()
@@ -56,6 +59,7 @@ def _serve(
         max_batched_tokens=512,
         step_by_step=step_by_step,
         on_done=done.append,
+        scheduler=scheduler(policy),
     )
     replica.log = log
     arrivals = np.cumsum(rng.exponential(0.15, 150))
@@ -82,12 +86,15 @@ def _serve(
     return sorted(done, key=lambda r: r.request_id), replica
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("policy", SCHEDULERS)
+@pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("kv_blocks", [90, 10_000])  # tight memory preempts; ample does not
 @pytest.mark.parametrize("shared_prefixes", [False, True])
-def test_skipping_matches_step_by_step(seed: int, kv_blocks: int, shared_prefixes: bool) -> None:
-    skipped, fast = _serve(seed, False, kv_blocks, shared_prefixes=shared_prefixes)
-    stepped, slow = _serve(seed, True, kv_blocks, shared_prefixes=shared_prefixes)
+def test_skipping_matches_step_by_step(
+    policy: str, seed: int, kv_blocks: int, shared_prefixes: bool
+) -> None:
+    skipped, fast = _serve(seed, False, kv_blocks, shared_prefixes=shared_prefixes, policy=policy)
+    stepped, slow = _serve(seed, True, kv_blocks, shared_prefixes=shared_prefixes, policy=policy)
     assert len(skipped) == len(stepped) == 150
     for a, b in zip(skipped, stepped, strict=True):
         assert [getattr(a, f) for f in FIELDS] == [getattr(b, f) for f in FIELDS]
@@ -101,14 +108,17 @@ def test_skipping_matches_step_by_step(seed: int, kv_blocks: int, shared_prefixe
         assert sum(r.cached_tokens for r in skipped) > 0
 
 
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("policy", SCHEDULERS)
+@pytest.mark.parametrize("seed", range(2))
 @pytest.mark.parametrize("kv_blocks", [400, 10_000])
-def test_long_prompts_in_prefill_runs_match_step_by_step(seed: int, kv_blocks: int) -> None:
+def test_long_prompts_in_prefill_runs_match_step_by_step(
+    policy: str, seed: int, kv_blocks: int
+) -> None:
     """Prompts of up to six budgets: prefill runs of several iterations, cut by arrivals,
     finishes and memory, beside shared prefixes."""
     log: list[tuple] = []
-    skipped, _ = _serve(seed, False, kv_blocks, log, True, max_prompt_tokens=3_000)
-    stepped, _ = _serve(seed, True, kv_blocks, None, True, max_prompt_tokens=3_000)
+    skipped, _ = _serve(seed, False, kv_blocks, log, True, 3_000, policy)
+    stepped, _ = _serve(seed, True, kv_blocks, None, True, 3_000, policy)
     assert any(e[0] == "iteration" and e[4] and e[5] > 1 for e in log)  # runs did happen
     for a, b in zip(skipped, stepped, strict=True):
         assert [getattr(a, f) for f in FIELDS] == [getattr(b, f) for f in FIELDS]
@@ -171,7 +181,16 @@ def test_a_long_prompt_is_one_prefill_run() -> None:
     for step_by_step in (False, True):
         env = Clock()
         replica = Replica(
-            env, 0, TwoRegimeModel(), KVCache(10_000), 16, 12, 512, step_by_step, lambda r: None
+            env,
+            0,
+            TwoRegimeModel(),
+            KVCache(10_000),
+            16,
+            12,
+            512,
+            step_by_step,
+            lambda r: None,
+            scheduler(),
         )
         replica.log = logs[step_by_step] = []
         replica.enqueue(Request(0, "t", "a", "m", "standard", 0.0, 100, 300))
