@@ -19,7 +19,7 @@ SLOTS = 6
 class _Idle:
     waiting = 0
     running: tuple[()] = ()
-    kv = None
+    kv_used_blocks = 0
 
 
 def _request(i: int, key: str | None) -> Request:
