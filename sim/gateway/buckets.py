@@ -1,0 +1,186 @@
+"""Token buckets: the three limits of one (account, model id), and the request cap of an account.
+
+Everything is computed lazily, when a request touches the state (or the sampler reads it):
+levels are kept as of `base_s` and refilled on reading; limit updates run period by period
+at the period boundaries the state has passed since it was last touched. No event is ever
+scheduled per account, so 2,000 idle accounts cost nothing.
+
+A level is rebased (refilled to a time and stored) only at a charge or a limit change, both
+set by the requests alone: reading the state at any time (sampling) changes nothing that a
+later request sees.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+from sim.gateway.limits.base import LimitPolicy
+
+
+class TokenBuckets:
+    """Prompt, uncached prompt and generated token buckets of one (account, model id).
+
+    A bucket holds at most one minute of its limit, refills continuously at the limit's rate
+    and may go into debt; a request is refused while any of the three is empty (level <= 0).
+    """
+
+    __slots__ = (
+        "attempts",
+        "base_s",
+        "bounded",
+        "level",
+        "limit_tpm",
+        "peaks",
+        "period",
+        "period_end_s",
+        "period_s",
+        "policy",
+        "rate_limited",
+        "used",
+        "used_total",
+    )
+
+    def __init__(self, policy: LimitPolicy, now_s: float) -> None:
+        self.policy = policy
+        self.limit_tpm = list(policy.start_tpm())
+        self.bounded = all(math.isfinite(limit) for limit in self.limit_tpm)
+        self.level = list(self.limit_tpm)  # a new bucket is full
+        self.base_s = now_s
+        period_s = policy.update_period_s
+        self.period_s = period_s or math.inf
+        self.period = math.floor(now_s / period_s) if period_s else 0
+        self.period_end_s = (self.period + 1) * period_s if period_s else math.inf
+        self.used = [0.0, 0.0, 0.0]  # tokens used in the current period
+        self.used_total = [0.0, 0.0, 0.0]  # since the start (limits.parquet takes differences)
+        # Per limit: (period, use) pairs with decreasing use: the front is the trailing peak.
+        self.peaks: list[deque[tuple[int, float]]] = [deque(), deque(), deque()]
+        self.attempts = 0
+        self.rate_limited = 0
+
+    def levels_at(self, now_s: float) -> list[float]:
+        """The three bucket levels at `now_s` (no later than the next period end), tokens."""
+        dt = now_s - self.base_s
+        if not self.bounded or dt <= 0:
+            return list(self.level)
+        return [
+            min(limit, level + limit * dt / 60.0)
+            for level, limit in zip(self.level, self.limit_tpm, strict=True)
+        ]
+
+    def advance(self, now_s: float) -> None:
+        """Apply the limit updates of every period that ended at or before `now_s`."""
+        policy = self.policy
+        while now_s >= self.period_end_s:
+            end_s = self.period_end_s
+            used = self.used
+            new = [
+                policy.update(kind, self.limit_tpm[kind], used[kind], self._peak(kind, used[kind]))
+                for kind in range(3)
+            ]
+            idle = not any(used) and not any(self.peaks)
+            if new != self.limit_tpm:
+                self._rebase(end_s)
+                self.limit_tpm = new
+                self.level = [min(lv, cap) for lv, cap in zip(self.level, new, strict=True)]
+            elif idle:
+                # Nothing used, no peak left, nothing moved: every later period is the same.
+                self.period = math.floor(now_s / self.period_s)
+                self.period_end_s = (self.period + 1) * self.period_s
+                return
+            self.used = [0.0, 0.0, 0.0]
+            self.period += 1
+            self.period_end_s = (self.period + 1) * self.period_s
+
+    def _peak(self, kind: int, used: float) -> float:
+        """Record this period's use and return the largest within the trailing window."""
+        window = self.policy.peak_window_updates
+        if not window:
+            return 0.0
+        peaks = self.peaks[kind]
+        if used > 0:
+            while peaks and peaks[-1][1] <= used:
+                peaks.pop()
+            peaks.append((self.period, used))
+        while peaks and peaks[0][0] <= self.period - window:
+            peaks.popleft()
+        return peaks[0][1] if peaks else 0.0
+
+    def _rebase(self, now_s: float) -> None:
+        self.level = self.levels_at(now_s)
+        self.base_s = now_s
+
+    def try_admit(self, now_s: float, prompt: int, reserve: int) -> bool:
+        """Charge the prompt (and an output reservation) unless a bucket is empty."""
+        if now_s >= self.period_end_s:
+            self.advance(now_s)
+        self.attempts += 1
+        if self.bounded:
+            levels = self.levels_at(now_s)
+            if levels[0] <= 0 or levels[1] <= 0 or levels[2] <= 0:
+                self.rate_limited += 1
+                return False
+            levels[0] -= prompt
+            levels[2] -= reserve
+            self.level = levels
+            self.base_s = now_s
+        self.used[0] += prompt
+        self.used_total[0] += prompt
+        return True
+
+    def settle(self, now_s: float, uncached: int, generated: int, reserved: int) -> None:
+        """A served attempt: charge its uncached prompt and generated tokens (less what was
+        reserved for the output at admission)."""
+        if now_s >= self.period_end_s:
+            self.advance(now_s)
+        self._charge(now_s, 0, uncached, generated - reserved)
+        used, total = self.used, self.used_total
+        used[1] += uncached
+        used[2] += generated
+        total[1] += uncached
+        total[2] += generated
+
+    def refund(self, now_s: float, prompt: int, reserved: int) -> None:
+        """An admitted attempt that was not served: give back what admission charged."""
+        if now_s >= self.period_end_s:
+            self.advance(now_s)
+        self._charge(now_s, -prompt, 0, -reserved)
+        self.used[0] = max(0.0, self.used[0] - prompt)
+        self.used_total[0] -= prompt
+
+    def _charge(self, now_s: float, prompt: float, uncached: float, generated: float) -> None:
+        if not self.bounded:
+            return
+        levels = self.levels_at(now_s)
+        caps = self.limit_tpm
+        self.level = [
+            min(caps[0], levels[0] - prompt),
+            min(caps[1], levels[1] - uncached),
+            min(caps[2], levels[2] - generated),
+        ]
+        self.base_s = now_s
+
+
+class RequestCap:
+    """An account's requests per minute: a bucket of one minute's requests, refilled
+    continuously; an attempt needs a whole request in it."""
+
+    __slots__ = ("base_s", "level", "per_min")
+
+    def __init__(self, per_min: float, now_s: float) -> None:
+        self.per_min = per_min
+        self.level = per_min
+        self.base_s = now_s
+
+    def take(self, now_s: float) -> bool:
+        level = min(self.per_min, self.level + self.per_min * (now_s - self.base_s) / 60.0)
+        if level < 1.0:
+            return False
+        self.level = level - 1.0
+        self.base_s = now_s
+        return True
+
+    def give_back(self, now_s: float) -> None:
+        level = self.level + self.per_min * (now_s - self.base_s) / 60.0
+        self.level = min(self.per_min, level + 1.0)
+        self.base_s = now_s
