@@ -105,6 +105,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
         "E2E p50/p99 s",
         "queue p99 s",
         "cache hit",
+        "revenue $",
     ):
         table.add_column(
             column, justify="left" if column in ("model", "tier", "status") else "right"
@@ -125,6 +126,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
                 _pair(group["e2e_s"], 1),
                 f"{group['queue_s']['p99']:.3f}" if group["queue_s"]["count"] else "-",
                 f"{group['cache_hit_ratio']:.1%}" if group["prompt_tokens"] else "-",
+                f"{group['revenue_usd']:,.2f}",
             )
     if not summary["requests_measured"]:
         table.caption = (
@@ -146,6 +148,22 @@ def _print_summary(summary: dict[str, Any]) -> None:
             f"{pool['waiting_mean']:.1f}",
         )
     out.print(pools)
+    revenue = summary["revenue"]
+    if revenue["by_account"]:
+        bill = Table(
+            title=f"revenue, whole run: ${revenue['total_usd']:,.2f}", title_justify="left"
+        )
+        for column in ("account", "model", "tier", "served", "revenue $"):
+            bill.add_column(column, justify="right" if column in ("served", "revenue $") else "left")
+        for row in revenue["by_account"]:
+            bill.add_row(
+                row["account"],
+                row["model"],
+                row["tier"],
+                f"{row['served']:,}",
+                f"{row['revenue_usd']:,.2f}",
+            )
+        out.print(bill)
 
 
 def _pair(stats: dict[str, Any], scale: float) -> str:

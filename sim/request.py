@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from sim.status import STATUS_IN_FLIGHT
 from sim.workload.chains import Runs
 
 Tier = Literal["standard", "priority", "batch"]  # what a client may ask for ("fast" is implied)
 ALL_TIERS: list[Tier] = ["standard", "priority", "batch"]
+
+if TYPE_CHECKING:
+    from sim.gateway.buckets import TokenBuckets
 
 # Admission order within a replica (Fast pools serve only "fast").
 TIER_RANK = {"priority": 0, "fast": 1, "standard": 1, "batch": 2}
@@ -33,12 +36,17 @@ class Request:
         "block_runs",
         "cached_tokens",
         "client",
+        "cost_usd",
         "epoch",
         "finished_s",
         "first_token_s",
         "generated",
         "joined_step",
         "kv_blocks",
+        "limit_buckets",
+        "limit_generated_tps",
+        "limit_prompt_tps",
+        "limit_uncached_prompt_tps",
         "logical_id",
         "model",
         "output_tokens",
@@ -109,3 +117,10 @@ class Request:
         self.joined_step = 0
         self.admit_seq = 0
         self.epoch = 0  # bumped on preemption: heap entries of an earlier epoch are stale
+        self.cost_usd = 0.0  # billed when served
+        # The limits in force at the rate-limit check (the response headers), tokens/s: NaN
+        # when the attempt was refused before it.
+        self.limit_prompt_tps = math.nan
+        self.limit_uncached_prompt_tps = math.nan
+        self.limit_generated_tps = math.nan
+        self.limit_buckets: TokenBuckets | None = None  # charged at admission, until settled

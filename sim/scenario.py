@@ -7,19 +7,27 @@ Every number PLATFORM.md marks as a default is a field here with that default. L
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from sim.config_base import StrictModel
+from sim.gateway.config import (
+    Billing,
+    Prices,
+    RateLimits,
+    SpendTier,
+    SpendTierConfig,
+    default_spend_tiers,
+    merge_spend_tiers,
+)
+from sim.gateway.limits import LimitsConfig
 from sim.perf.config import RooflinePerf
 from sim.replica.config import Pool
 from sim.routing import RoutingConfig
 from sim.routing.least_loaded import LeastLoadedConfig
 from sim.units import NonNegativeSeconds, PositiveSeconds, Seconds
 from sim.workload.config import Traffic
-
-SpendTier = Literal[1, 2, 3, 4, "unlimited"]
 
 
 class Model(StrictModel):
@@ -39,6 +47,10 @@ class Model(StrictModel):
         description="From this time on the model id answers 404, except to traffic that "
         "declares migrate_to (null: never retired)",
     )
+    prices: Prices | None = Field(
+        None,
+        description="List prices, USD per million tokens (null: by model size, PLATFORM.md)",
+    )
 
 
 class Account(StrictModel):
@@ -46,6 +58,18 @@ class Account(StrictModel):
     spend_tier: SpendTier = Field(1, description="Spend tier: 1, 2, 3, 4 or unlimited")
     users: int = Field(
         1, ge=1, description="End users behind the key (distinct `user` fields for affinity)"
+    )
+    limits: LimitsConfig | None = Field(
+        None, description="Limit policy of this account (null: its spend tier's)"
+    )
+    monthly_budget_usd: float | None = Field(
+        None, ge=0, description="Budget per budget period, USD (null: its spend tier's)"
+    )
+    spent_usd_at_start: float = Field(
+        0.0, ge=0, description="Spent in the budget period before the run starts, USD"
+    )
+    payment_method: bool = Field(
+        True, description="Has a payment method (false: the lower request cap)"
     )
 
 
@@ -74,6 +98,22 @@ class Scenario(StrictModel):
     models: dict[str, Model] = Field(min_length=1, description="Served models by model id")
     accounts: list[Account] = Field(min_length=1, description="Accounts (API keys)")
     traffic: list[Traffic] = Field(min_length=1, description="Traffic sources")
+    rate_limits: RateLimits = Field(
+        default_factory=RateLimits, description="Token limits and the request cap per account"
+    )
+    spend_tiers: dict[SpendTier, SpendTierConfig] = Field(
+        default_factory=default_spend_tiers,
+        description="Ceiling multiplier, budget and limit policy per spend tier (a tier not "
+        "given, or a field not given, keeps its default)",
+    )
+    billing: Billing = Field(
+        default_factory=Billing, description="Price multipliers and the budget period"
+    )
+
+    @field_validator("spend_tiers", mode="before")
+    @classmethod
+    def _over_defaults(cls, value: Any) -> Any:
+        return merge_spend_tiers(value)
 
     @model_validator(mode="after")
     def _warmup_inside(self) -> Scenario:

@@ -9,6 +9,8 @@ multiple of list price on all three.
 from __future__ import annotations
 
 from sim.gateway.config import Billing, Prices
+from sim.perf.catalog import get_architecture
+from sim.scenario import Scenario
 
 # PLATFORM.md, Billing: list prices by size, USD per million tokens (input, output); a model
 # above 80B total parameters is priced as the DeepSeek-V3-class MoE (input, cached, output).
@@ -67,3 +69,15 @@ class PriceBook:
             + cached_tokens * cached_usd
             + completion * output_usd
         )
+
+
+def price_book(scenario: Scenario) -> PriceBook:
+    """The scenario's prices: each model id's own, or its size's defaults."""
+    prices = {
+        model_id: model.prices
+        or default_prices(
+            get_architecture(model.architecture).params_total, model.fast, scenario.billing
+        )
+        for model_id, model in scenario.models.items()
+    }
+    return PriceBook(prices, scenario.billing)

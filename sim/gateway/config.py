@@ -41,7 +41,7 @@ class SpendTierConfig(StrictModel):
     )
 
 
-def _default_spend_tiers() -> dict[SpendTier, SpendTierConfig]:
+def default_spend_tiers() -> dict[SpendTier, SpendTierConfig]:
     return {tier: SpendTierConfig(**fields) for tier, fields in DEFAULT_SPEND_TIERS.items()}
 
 

@@ -38,6 +38,10 @@ REQUEST_COLUMNS = (
     "cached_tokens",
     "completion_tokens",
     "preemptions",
+    "limit_prompt_tps",
+    "limit_uncached_prompt_tps",
+    "limit_generated_tps",
+    "cost_usd",
 )
 
 
@@ -104,5 +108,9 @@ def _to_batch(requests: list[Request]) -> pa.RecordBatch:
         "cached_tokens": ints("cached_tokens"),
         "completion_tokens": completion,
         "preemptions": ints("preemptions"),
+        "limit_prompt_tps": floats("limit_prompt_tps"),
+        "limit_uncached_prompt_tps": floats("limit_uncached_prompt_tps"),
+        "limit_generated_tps": floats("limit_generated_tps"),
+        "cost_usd": floats("cost_usd"),
     }
     return pa.RecordBatch.from_pydict(columns)

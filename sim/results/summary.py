@@ -53,6 +53,7 @@ def summarize(
         "models": models,
         "traffic": traffic,
         "pools": _pools(cols, labels, measured, timeseries, warmup_s, duration_s),
+        "revenue": _revenue(requests, cols),
     }
 
 
@@ -126,11 +127,34 @@ def _group(
         "cache_hit_ratio": cached / prompt if prompt else 0.0,
         "completion_tokens": completion,
         "preemptions": int(cols["preemptions"][measured].sum()),
+        "revenue_usd": float(cols["cost_usd"][served].sum()),
     }
     arrival = cols["arrival_s"][served]
     for name in LATENCIES:
         group[name] = latency_stats(cols[name][served], arrival)
     return group
+
+
+def _revenue(requests: pa.Table, cols: dict[str, np.ndarray]) -> dict[str, Any]:
+    """What the run billed, warm-up included (a bill covers every served attempt): in all and
+    per account, model id and tier."""
+    served = cols["status"] == 200
+    keys = ("account", "model", "tier")
+    table = pa.table({k: requests[k] for k in keys} | {"cost_usd": cols["cost_usd"] * served})
+    table = table.append_column("served", pa.array(served))
+    grouped = table.group_by(list(keys), use_threads=False).aggregate(
+        [("cost_usd", "sum"), ("served", "sum")]
+    )
+    rows = sorted(
+        zip(*(grouped[k].to_pylist() for k in (*keys, "served_sum", "cost_usd_sum")), strict=True)
+    )
+    return {
+        "total_usd": float(cols["cost_usd"][served].sum()),
+        "by_account": [
+            {"account": a, "model": m, "tier": t, "served": int(n), "revenue_usd": float(usd)}
+            for a, m, t, n, usd in rows
+        ],
+    }
 
 
 def latency_stats(values: np.ndarray, arrival_s: np.ndarray) -> dict[str, Any]:
