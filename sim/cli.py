@@ -154,7 +154,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
             title=f"revenue, whole run: ${revenue['total_usd']:,.2f}", title_justify="left"
         )
         for column in ("account", "model", "tier", "served", "revenue $"):
-            bill.add_column(column, justify="right" if column in ("served", "revenue $") else "left")
+            bill.add_column(
+                column, justify="right" if column in ("served", "revenue $") else "left"
+            )
         for row in revenue["by_account"]:
             bill.add_row(
                 row["account"],

@@ -12,11 +12,15 @@ import pyarrow as pa
 import simpy
 
 from sim.clock import Clock, call_first_at
+from sim.gateway.billing import price_book
+from sim.gateway.budget import BudgetCheck
 from sim.gateway.gateway import Gateway
+from sim.gateway.ratelimit import RateLimitCheck
 from sim.perf.base import BatchTimeModel
 from sim.perf.config import RooflinePerf
 from sim.replica.config import Pool
 from sim.replica.pool import ReplicaPool
+from sim.results.limits import LimitsSampler
 from sim.results.records import RequestRecorder
 from sim.results.timeseries import TimeSeriesSampler
 from sim.scenario import Scenario
@@ -33,6 +37,7 @@ ProgressCallback = Callable[[float, float], None]  # (simulated seconds so far, 
 class RunOutput:
     requests: pa.Table
     timeseries: pa.Table
+    limits: pa.Table  # limits.parquet: per (account, model id) and sampling time
     end_s: float
     events: int
     pools: list[ReplicaPool]
@@ -80,10 +85,17 @@ class Simulation:
                 tiers = ["fast"] if model.fast else pool.tiers
                 for tier in tiers:
                     self.gateway.route(model_id, tier, replica_pool)
+        # Front-door checks in their order: budget (402), request cap and token limits (429).
+        self.budget = BudgetCheck(scenario, price_book(scenario))
+        self.rate_limits = RateLimitCheck(scenario)
+        self.gateway.checks = (self.budget, self.rate_limits)
         self.sources = [self._source(traffic) for traffic in scenario.traffic]
         self.end_s = scenario.duration_s + scenario.drain_s
         self.sampler = TimeSeriesSampler(
             self.env, self.pools, scenario.sample_period_s, scenario.duration_s
+        )
+        self.limits_sampler = LimitsSampler(
+            self.env, self.rate_limits, scenario.sample_period_s, scenario.duration_s
         )
 
     def _source(self, traffic: Traffic) -> OpenLoopSource | SessionSource | TraceSource:
@@ -115,6 +127,7 @@ class Simulation:
         for source in self.sources:
             source.start()
         self.sampler.start()
+        self.limits_sampler.start()
         if progress is not None:
             self._report_progress(progress)
         # The run holds millions of live objects and makes no reference cycles on its hot path:
@@ -136,7 +149,13 @@ class Simulation:
             if isinstance(source, TraceSource)
         }
         return RunOutput(
-            self.recorder.table(), self.sampler.table(), self.env.now, events, self.pools, skipped
+            self.recorder.table(),
+            self.sampler.table(),
+            self.limits_sampler.table(),
+            self.env.now,
+            events,
+            self.pools,
+            skipped,
         )
 
     def _schedule_retirements(self) -> None:

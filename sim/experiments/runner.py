@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from sim.engine import ProgressCallback, simulate
+from sim.results.bill import bill
 from sim.results.cache_hits import cache_hits_over_time
 from sim.results.store import check_replaceable, write_run
 from sim.results.summary import summarize
@@ -37,15 +40,19 @@ def run_scenario(
     summary = summarize(result.requests, result.timeseries, scenario.warmup_s, scenario.duration_s)
     summary["trace_lines_skipped"] = result.trace_lines_skipped
 
-    def write_plots(folder: Path) -> None:
+    def write_extra(folder: Path) -> None:
+        pq.write_table(result.limits, folder / "limits.parquet")
+        pq.write_table(bill(result.requests), folder / "bill.parquet")
         if plots:
+            from sim.report.gateway_plots import write_gateway_plots
             from sim.report.plots import write_plots as draw
 
             draw(result.requests, result.timeseries, scenario.warmup_s, folder / "plots")
+            write_gateway_plots(result.requests, result.limits, folder / "plots")
 
     cache_hits = cache_hits_over_time(result.requests, result.timeseries)
     written = write_run(
-        out_dir, scenario, result.requests, result.timeseries, cache_hits, summary, write_plots
+        out_dir, scenario, result.requests, result.timeseries, cache_hits, summary, write_extra
     )
     return RunReport(
         written,

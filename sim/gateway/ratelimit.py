@@ -17,7 +17,7 @@ from sim.gateway.limits.base import LimitPolicy
 from sim.request import Request
 from sim.scenario import Scenario
 from sim.status import STATUS_OK, STATUS_RATE_LIMITED
-from sim.workload.distributions import ConstantLength, EmpiricalLength, UniformLength
+from sim.workload.distributions import ConstantLength, EmpiricalLength, LengthDist, UniformLength
 
 PER_MINUTE = 1 / 60.0
 
@@ -83,7 +83,7 @@ class RateLimitCheck:
             self._caps[request.account].give_back(now_s)
 
 
-def max_tokens(length: object) -> int:
+def max_tokens(length: LengthDist) -> int:
     """The largest output a length law draws: the `max_tokens` its client would send."""
     if isinstance(length, ConstantLength):
         return length.value
@@ -91,4 +91,4 @@ def max_tokens(length: object) -> int:
         return length.high
     if isinstance(length, EmpiricalLength):
         return max(length.values)
-    return int(getattr(length, "max"))  # the clipped laws (lognormal, normal)
+    return int(length.max)  # the clipped laws (lognormal, normal)

@@ -77,5 +77,8 @@ class LimitsSampler:
         types = {"account": pa.string(), "model": pa.string()}
         types |= {"attempts": pa.int64(), "rate_limited": pa.int64()}
         return pa.table(
-            {name: pa.array(values, types.get(name, pa.float64())) for name, values in self.columns.items()}
+            {
+                name: pa.array(values, types.get(name, pa.float64()))
+                for name, values in self.columns.items()
+            }
         )
