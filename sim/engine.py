@@ -14,7 +14,7 @@ import simpy
 from sim.clock import Clock, call_first_at
 from sim.gateway.billing import price_book
 from sim.gateway.budget import BudgetCheck
-from sim.gateway.gateway import Gateway
+from sim.gateway.gateway import FrontDoorCheck, Gateway
 from sim.gateway.ratelimit import RateLimitCheck
 from sim.perf.base import BatchTimeModel
 from sim.perf.config import RooflinePerf
@@ -87,15 +87,22 @@ class Simulation:
                     self.gateway.route(model_id, tier, replica_pool)
         # Front-door checks in their order: budget (402), request cap and token limits (429).
         self.budget = BudgetCheck(scenario, price_book(scenario))
-        self.rate_limits = RateLimitCheck(scenario)
-        self.gateway.checks = (self.budget, self.rate_limits)
+        self.rate_limits = None
+        checks: list[FrontDoorCheck] = [self.budget]
+        if scenario.rate_limits is not None:
+            self.rate_limits = RateLimitCheck(scenario, scenario.rate_limits)
+            checks.append(self.rate_limits)
+        self.gateway.checks = tuple(checks)
         self.sources = [self._source(traffic) for traffic in scenario.traffic]
         self.end_s = scenario.duration_s + scenario.drain_s
         self.sampler = TimeSeriesSampler(
             self.env, self.pools, scenario.sample_period_s, scenario.duration_s
         )
         self.limits_sampler = LimitsSampler(
-            self.env, self.rate_limits, scenario.sample_period_s, scenario.duration_s
+            self.env,
+            self.rate_limits.buckets if self.rate_limits else {},
+            scenario.sample_period_s,
+            scenario.duration_s,
         )
 
     def _source(self, traffic: Traffic) -> OpenLoopSource | SessionSource | TraceSource:

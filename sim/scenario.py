@@ -98,8 +98,10 @@ class Scenario(StrictModel):
     models: dict[str, Model] = Field(min_length=1, description="Served models by model id")
     accounts: list[Account] = Field(min_length=1, description="Accounts (API keys)")
     traffic: list[Traffic] = Field(min_length=1, description="Traffic sources")
-    rate_limits: RateLimits = Field(
-        default_factory=RateLimits, description="Token limits and the request cap per account"
+    rate_limits: RateLimits | None = Field(
+        None,
+        description="Token limits and the request cap per account ({}: PLATFORM.md's adaptive "
+        "limits; null: no rate limits, the run models the fleet alone)",
     )
     spend_tiers: dict[SpendTier, SpendTierConfig] = Field(
         default_factory=default_spend_tiers,
@@ -140,6 +142,11 @@ def cross_reference_errors(scenario: Scenario) -> list[tuple[tuple[Any, ...], st
     for i, account in enumerate(accounts):
         if account in accounts[:i]:
             errors.append((("accounts", i, "name"), f"duplicate account name {account!r}"))
+        if scenario.rate_limits is None and scenario.accounts[i].limits is not None:
+            errors.append((("accounts", i, "limits"), _NO_RATE_LIMITS))
+    for spend_tier, tier_config in scenario.spend_tiers.items():
+        if scenario.rate_limits is None and tier_config.limits is not None:
+            errors.append((("spend_tiers", spend_tier, "limits"), _NO_RATE_LIMITS))
     names = [t.name for t in scenario.traffic]
     for i, source in enumerate(scenario.traffic):
         if source.name in names[:i]:
@@ -237,6 +244,9 @@ def _migration_errors(
         if share > 0 and not new.fast and not any(tier in p.tiers for p in new.pools.values()):
             errors.append((where, f"no pool of model {source.migrate_to!r} serves {tier}"))
     return errors
+
+
+_NO_RATE_LIMITS = "limits apply only with a rate_limits section (rate_limits: {} for the defaults)"
 
 
 def _memory_problem(architecture: str, pool: Pool) -> str | None:

@@ -50,6 +50,8 @@ def test_run_writes_every_result_and_the_resolved_scenario_reproduces_it(tmp_pat
     assert done.returncode == 0, done.stderr
     assert {p.name for p in out.iterdir()} == {
         "requests.parquet",
+        "limits.parquet",
+        "bill.parquet",
         "timeseries.parquet",
         "cache_hits.parquet",
         "summary.json",

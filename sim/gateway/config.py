@@ -104,11 +104,13 @@ class Prices(StrictModel):
 
 def merge_spend_tiers(value: Any) -> Any:
     """A `spend_tiers:` mapping laid over the defaults, field by field: a YAML entry needs only
-    the fields it changes; tiers not given keep their defaults."""
+    the fields it changes; tiers not given keep their defaults. Keys "1" to "4" (as JSON and
+    the resolved scenario write them) are the tiers 1 to 4."""
     if not isinstance(value, dict):
         return value
     merged: dict[Any, Any] = {tier: dict(fields) for tier, fields in DEFAULT_SPEND_TIERS.items()}
-    for tier, fields in value.items():
+    for key, fields in value.items():
+        tier = int(key) if isinstance(key, str) and key in ("1", "2", "3", "4") else key
         if tier in merged and isinstance(fields, dict):
             merged[tier] = {**merged[tier], **fields}
         else:

@@ -12,6 +12,7 @@ admission charged.
 from __future__ import annotations
 
 from sim.gateway.buckets import RequestCap, TokenBuckets
+from sim.gateway.config import RateLimits
 from sim.gateway.limits import build_policy
 from sim.gateway.limits.base import LimitPolicy
 from sim.request import Request
@@ -23,23 +24,23 @@ PER_MINUTE = 1 / 60.0
 
 
 class RateLimitCheck:
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(self, scenario: Scenario, rate_limits: RateLimits) -> None:
         tiers = scenario.spend_tiers
-        default = scenario.rate_limits.limits
+        default = rate_limits.limits
         self._policies: dict[str, LimitPolicy] = {}
         self._caps: dict[str, RequestCap] = {}
         for account in scenario.accounts:
             tier = tiers[account.spend_tier]
             config = account.limits or tier.limits or default
             self._policies[account.name] = build_policy(config, tier.ceiling_multiplier)
-            cap = scenario.rate_limits.requests_per_min
+            cap = rate_limits.requests_per_min
             if not account.payment_method:
-                cap = scenario.rate_limits.requests_per_min_without_payment
+                cap = rate_limits.requests_per_min_without_payment
             self._caps[account.name] = RequestCap(cap, 0.0)
         # With `output_estimate: max_tokens`, the output cap reserved per traffic source (a
         # trace's own output length where its source sets no cap).
         self._max_tokens: dict[str, int] | None = None
-        if scenario.rate_limits.output_estimate == "max_tokens":
+        if rate_limits.output_estimate == "max_tokens":
             self._max_tokens = {
                 t.name: max_tokens(t.output_tokens) for t in scenario.traffic if t.output_tokens
             }

@@ -3,7 +3,8 @@ force, the tokens used against them, the bucket levels, attempts and 429s.
 
 Read from the rate-limit check's buckets at each sampling time. The buckets are lazy: reading
 them brings their limit updates up to the sampling time, which changes nothing a request sees
-(see `sim.gateway.buckets`). Pairs no request has touched yet have no row.
+(see `sim.gateway.buckets`). Pairs no request has touched yet have no row; a run without
+`rate_limits` has none.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from __future__ import annotations
 import pyarrow as pa
 
 from sim.clock import Clock, call_first_at
+from sim.gateway.buckets import TokenBuckets
 from sim.gateway.limits.base import LIMIT_KINDS
-from sim.gateway.ratelimit import RateLimitCheck
 
 PER_MINUTE = 1 / 60.0
 COLUMNS = (
@@ -28,9 +29,16 @@ COLUMNS = (
 
 
 class LimitsSampler:
-    def __init__(self, env: Clock, check: RateLimitCheck, period_s: float, end_s: float) -> None:
+    def __init__(
+        self,
+        env: Clock,
+        buckets: dict[tuple[str, str], TokenBuckets],
+        period_s: float,
+        end_s: float,
+    ) -> None:
+        """`buckets`: the rate-limit check's, by (account, model id), filled as requests come."""
         self.env = env
-        self.check = check
+        self.buckets = buckets
         self.period_s = period_s
         self.end_s = end_s
         self.columns: dict[str, list] = {name: [] for name in COLUMNS}
@@ -50,7 +58,7 @@ class LimitsSampler:
         now = self.env.now
         c = self.columns
         last = self._last
-        for key, buckets in self.check.buckets.items():
+        for key, buckets in self.buckets.items():
             buckets.advance(now)
             used = buckets.used_total
             p0, p1, p2, attempts, refused = last.get(key, (0.0, 0.0, 0.0, 0, 0))

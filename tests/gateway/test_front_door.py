@@ -43,6 +43,7 @@ def _scenario(
         },
         "accounts": accounts,
         "traffic": traffic,
+        "rate_limits": {},
     }
     return Scenario.model_validate(data | extra)
 
@@ -104,7 +105,8 @@ def _check(**limits: Any) -> RateLimitCheck:
         [_traffic("t", "a", {"process": "poisson", "rate_per_s": 1})],
         [{"name": "a", "limits": {"policy": "fixed", **limits}}],
     )
-    return RateLimitCheck(scenario)
+    assert scenario.rate_limits is not None
+    return RateLimitCheck(scenario, scenario.rate_limits)
 
 
 def _request(i: int, now_s: float, prompt: int) -> Request:
