@@ -44,11 +44,13 @@ def run_scenario(
         pq.write_table(result.limits, folder / "limits.parquet")
         pq.write_table(bill(result.requests), folder / "bill.parquet")
         if plots:
-            from sim.report.gateway_plots import write_gateway_plots
+            from sim.report.gateway_plots import gateway_figures
             from sim.report.plots import write_plots as draw
+            from sim.report.style import save
 
             draw(result.requests, result.timeseries, scenario.warmup_s, folder / "plots")
-            write_gateway_plots(result.requests, result.limits, folder / "plots")
+            for name, fig in gateway_figures(result.requests, result.limits).items():
+                save(fig, folder / "plots" / f"{name}.png")
 
     cache_hits = cache_hits_over_time(result.requests, result.timeseries)
     written = write_run(

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 import sim
 from sim.engine import RunOutput, simulate
 from sim.perf.table import perf_report, plot_perf
-from sim.report import plots, sweep_plots
+from sim.report import gateway_plots, plots, sweep_plots
 from sim.report.style import PLOT_FUNCTIONS, save
 from sim.scenario_loader import load_scenario
 
@@ -75,6 +75,12 @@ CASES: dict[str, Callable[[RunOutput], Figure]] = {
     "sim.report.plots.kv_cache_over_time": lambda r: plots.kv_cache_over_time(r.timeseries),
     "sim.report.sweep_plots.sweep_metric": lambda r: sweep_plots.sweep_metric(
         SWEEP, "m.all.ttft_s.p99", "rate_per_s"
+    ),
+    "sim.report.gateway_plots.account_limits": lambda r: gateway_plots.account_limits(
+        r.limits, "acme"
+    ),
+    "sim.report.gateway_plots.revenue_over_time": lambda r: gateway_plots.revenue_over_time(
+        r.requests
     ),
     "sim.perf.table.plot_perf": lambda r: plot_perf(perf_report("h100", "llama-3.1-8b", 1, 2048)),
 }
