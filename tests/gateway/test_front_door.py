@@ -242,10 +242,10 @@ def test_contract_every_policy_end_to_end(policy: str) -> None:
     ("old", "new", "needle", "message"),
     [
         (
-            "spend_tier: 2",
-            "spend_tier: 7",
-            "spend_tier: 7",
-            "accounts.0.spend_tier: must be one of 1, 2, 3, 4 or 'unlimited', got 7",
+            "spend_tier: 1}",
+            "spend_tier: 7}",
+            "spend_tier: 7}",
+            "accounts.1.spend_tier: must be one of 1, 2, 3, 4 or 'unlimited', got 7",
         ),
         (
             "routing: {policy: least_loaded}",
@@ -255,9 +255,9 @@ def test_contract_every_policy_end_to_end(policy: str) -> None:
             "models.llama-8b.prices.input_usd_per_mtok: must be >= 0.0, got -1",
         ),
         (
-            "accounts:",
-            "rate_limits:\n  limits: {policy: adaptve}\naccounts:",
-            "  limits:",
+            "rate_limits: {}",
+            "rate_limits:\n  limits: {policy: adaptve}",
+            "  limits: {policy: adaptve}",
             "rate_limits.limits: unknown policy 'adaptve'; allowed: 'adaptive', 'fixed', 'none'",
         ),
         (
