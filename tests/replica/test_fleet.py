@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from helpers import tables_equal
 
@@ -91,8 +92,7 @@ def test_fleet_settings_that_never_act_leave_the_records_as_they_were(policy: st
     }
     quiet = simulate(_scenario(inert, policy=policy, duration_s=120))
     assert tables_equal(plain.requests, quiet.requests)
-    held = quiet.timeseries.filter(pa.compute.equal(quiet.timeseries["replica"], POOL_LEVEL))
-    assert set(held["replicas_held"].to_pylist()) == {4}
+    assert set(_pool_rows(quiet.timeseries)["replicas_held"].to_pylist()) == {4}
 
 
 @pytest.mark.parametrize("policy", sorted(POLICIES))
@@ -131,7 +131,7 @@ def test_failures_are_drawn_per_replica_and_leave_the_workload_alone() -> None:
     assert log == log_again and tables_equal(result.requests, again.requests)
     # Open-loop arrivals (the api source) are the same whatever the fleet does.
     api = [
-        table.filter(pa.compute.equal(table["traffic"], "api")).sort_by("arrival_s")
+        table.filter(pc.equal(table["traffic"], "api")).sort_by("arrival_s")
         for table in (quiet, result.requests)
     ]
     for name in ("arrival_s", "prompt_tokens"):
@@ -154,9 +154,9 @@ def test_sessions_follow_their_affinity_order_when_a_replica_fails() -> None:
     failed = simulate(
         _scenario({"failures": failures}, policy="affinity", duration_s=200, rate_per_s=0.5)
     ).requests
-    key = pa.compute.equal(plain["traffic"], "chat")
+    key = pc.equal(plain["traffic"], "chat")
     before = plain.filter(key)
-    after = failed.filter(pa.compute.equal(failed["traffic"], "chat"))
+    after = failed.filter(pc.equal(failed["traffic"], "chat"))
     rows = {
         (s, t): r
         for s, t, r in zip(*_columns(before, "session_id", "turn", "replica"), strict=True)
@@ -186,22 +186,27 @@ def test_rolling_update_restarts_every_replica_within_max_unavailable() -> None:
     assert set(result.requests["status"].to_pylist()) == {200}  # drained, not dropped
 
 
-def test_autoscaling_stays_within_bounds_and_serves_after_cold_start() -> None:
-    scenario = _scenario(
-        {
-            "replicas": 1,
-            "autoscaling": {
-                "policy": "utilisation",
-                "target": 0.3,
-                "min_replicas": 1,
-                "max_replicas": 3,
-                "decision_interval_s": 20,
-                "scale_down_delay_s": 60,
-                "cold_start_s": 30,
-            },
-        },
-        duration_s=400,
-        rate_per_s=3.0,
+def _autoscaled(replicas: int, rate_per_s: float, duration_s: float, **scaling: Any) -> Scenario:
+    settings = {"min_replicas": 1, "max_replicas": 3, "scale_down_delay_s": 60, **scaling}
+    return _scenario(
+        {"replicas": replicas, "autoscaling": settings},
+        duration_s=duration_s,
+        rate_per_s=rate_per_s,
+    )
+
+
+def _pool_rows(table: pa.Table) -> pa.Table:
+    return table.filter(pc.equal(table["replica"], POOL_LEVEL))
+
+
+@pytest.mark.parametrize(
+    ("policy", "target"), [("utilisation", 0.3), ("queueing_delay", 0.002), ("kv_use", 0.05)]
+)
+def test_autoscaling_stays_within_bounds_and_serves_after_cold_start(
+    policy: str, target: float
+) -> None:
+    scenario = _autoscaled(
+        1, 3.0, 400, policy=policy, target=target, decision_interval_s=20, cold_start_s=30
     )
     result, log = _run_logged(scenario)
     starts = {}
@@ -211,8 +216,7 @@ def test_autoscaling_stays_within_bounds_and_serves_after_cold_start() -> None:
         elif state == "serving":
             assert t == starts.pop(replica) + 30.0
     assert any(state == "serving" for _, _, state in log)
-    ts = result.timeseries.filter(pa.compute.equal(result.timeseries["replica"], POOL_LEVEL))
-    held, serving = _columns(ts, "replicas_held", "replicas_serving")
+    held, serving = _columns(_pool_rows(result.timeseries), "replicas_held", "replicas_serving")
     assert held.max() == 3 and held.min() >= 1 and serving.min() >= 1
     # No attempt is routed to a replica before it serves.
     replica, arrival = _columns(result.requests, "replica", "arrival_s")
@@ -223,26 +227,19 @@ def test_autoscaling_stays_within_bounds_and_serves_after_cold_start() -> None:
 
 
 def test_autoscaling_scales_down_after_the_delay_when_load_falls() -> None:
-    scenario = _scenario(
-        {
-            "replicas": 3,
-            "autoscaling": {
-                "policy": "queueing_delay",
-                "target": 1.0,
-                "min_replicas": 1,
-                "max_replicas": 3,
-                "decision_interval_s": 10,
-                "scale_down_delay_s": 50,
-            },
-        },
-        duration_s=200,
-        rate_per_s=0.2,
+    scenario = _autoscaled(
+        3,
+        0.2,
+        200,
+        policy="queueing_delay",
+        target=1.0,
+        decision_interval_s=10,
+        scale_down_delay_s=50,
     )
     result, log = _run_logged(scenario)
     downs = [t for t, _, state in log if state == "draining"]
     assert downs and min(downs) >= 50.0  # nothing stops before the delay has seen low load
-    ts = result.timeseries.filter(pa.compute.equal(result.timeseries["replica"], POOL_LEVEL))
-    assert ts["replicas_held"].to_pylist()[-1] == 1
+    assert _pool_rows(result.timeseries)["replicas_held"].to_pylist()[-1] == 1
 
 
 def test_replica_hours_count_what_is_held() -> None:
