@@ -135,13 +135,17 @@ def _print_summary(summary: dict[str, Any]) -> None:
         )
     out.print(table)
     pools = Table(title="pools", title_justify="left")
-    for column in ("model", "pool", "replicas", "utilisation", "KV use", "running", "waiting"):
+    columns = ("model", "pool", "replicas", "replica-h", "utilisation", "KV use", "running")
+    for column in (*columns, "waiting"):
         pools.add_column(column, justify="left" if column in ("model", "pool") else "right")
     for pool in summary["pools"]:
+        fewest, most = pool["replicas_serving_min"], pool["replicas_serving_max"]
+        replicas = str(most) if fewest == most else f"{fewest}-{most} serving"
         pools.add_row(
             pool["model"],
             pool["pool"],
-            str(pool["replicas"]),
+            replicas,
+            f"{pool['replica_hours']:.2f}",
             f"{pool['utilisation']:.1%}",
             f"{pool['kv_use_mean']:.1%}",
             f"{pool['running_mean']:.1f}",
