@@ -82,6 +82,8 @@ def run(
     for traffic, lines in report.summary["trace_lines_skipped"].items():
         if lines:
             err.print(f"[yellow]traffic {traffic}: {lines:,} malformed trace lines skipped")
+    for warning in report.summary["warnings"]:
+        err.print(f"[yellow]warning: {warning}")
     if not quiet:
         _print_summary(report.summary)
         err.print(

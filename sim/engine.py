@@ -42,6 +42,7 @@ class RunOutput:
     events: int
     pools: list[ReplicaPool]
     trace_lines_skipped: dict[str, int]  # per replayed traffic source (on_bad_line: skip)
+    warnings: list[str]  # said at run time and kept in summary.json
 
 
 def _perf_and_capacity(model_arch: str, pool: Pool) -> tuple[BatchTimeModel | None, int]:
@@ -155,6 +156,11 @@ class Simulation:
             for source in self.sources
             if isinstance(source, TraceSource)
         }
+        warnings = [
+            f"model {pool.model_id} pool {pool.name}: {warning}"
+            for pool in self.pools
+            for warning in pool.router.warnings()
+        ]
         return RunOutput(
             self.recorder.table(),
             self.sampler.table(),
@@ -163,6 +169,7 @@ class Simulation:
             events,
             self.pools,
             skipped,
+            warnings,
         )
 
     def _schedule_retirements(self) -> None:

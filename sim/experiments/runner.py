@@ -39,6 +39,7 @@ def run_scenario(
     simulate_s = time.perf_counter() - started
     summary = summarize(result.requests, result.timeseries, scenario.warmup_s, scenario.duration_s)
     summary["trace_lines_skipped"] = result.trace_lines_skipped
+    summary["warnings"] = result.warnings
 
     def write_extra(folder: Path) -> None:
         pq.write_table(result.limits, folder / "limits.parquet")

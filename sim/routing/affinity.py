@@ -1,11 +1,17 @@
 """Sticky routing on the affinity key (x-session-affinity header or `user`) with bounded load.
 
-A key's replicas are ranked by rendezvous hashing; the request goes to the first one whose
-outstanding tokens are within `bounded_load` x the pool's mean (counting this request), so a hot key
-spills to its next replica instead of overloading one (consistent hashing with bounded loads,
-Mirrokni et al. 2018). Requests without a key go to the least loaded replica. Only serving
-replicas count: a key's order is over every replica slot, so when its replica leaves, its
-requests go to the next serving one in its order, and come back when it serves again.
+A key's replicas are ranked by rendezvous hashing and the request goes to the first one that is
+not hot (consistent hashing with bounded loads, Mirrokni et al. 2018). The load is requests in
+flight, which a gateway counts exactly; a replica is hot when it holds more than `bounded_load` x
+the pool's mean (counting this request) AND has requests queued, not yet in its batch. The
+second condition is what keeps sessions home: under continuous batching a replica whose requests
+all run is not overloaded, however uneven the counts, and a spill costs the session its cached
+history. Outstanding tokens were a poor measure: they count cached history, so ordinary
+fluctuation on moderate multi-turn load crossed the bound and moved a third of all turns.
+Requests without a key go to the least loaded replica (as `least_loaded`), and are counted so
+that the run can say so. Only serving replicas count: a key's order is over every replica slot,
+so when its replica leaves, its requests go to the next serving one in its order, and come back
+when it serves again.
 """
 
 from __future__ import annotations
@@ -26,7 +32,10 @@ _ORDER_CACHE_KEYS = 200_000
 class AffinityConfig(StrictModel):
     policy: Literal["affinity"]
     bounded_load: float = Field(
-        1.25, ge=1.0, description="Spill when a replica's load would pass this x the mean load"
+        1.25,
+        ge=1.0,
+        description="Spill from a replica with requests queued and more than this x the mean "
+        "requests in flight",
     )
 
 
@@ -40,28 +49,41 @@ class AffinityPolicy(RoutingPolicy):
         self.bound = config.bounded_load
         self._orders: dict[str, list[int]] = {}
         self.spills = 0
+        self.routed = 0
+        self.without_key = 0
 
     def choose(self, request: Request) -> int:
-        tokens = self.load.outstanding_tokens
+        self.routed += 1
         key = request.affinity_key
         if key is None:
-            return lowest(tokens, self.serving)
+            self.without_key += 1
+            return lowest(self.load.outstanding_tokens, self.serving)
         order = self._orders.get(key)
         if order is None:
             if len(self._orders) >= _ORDER_CACHE_KEYS:
                 self._orders.clear()
             order = self._orders[key] = rendezvous_order(key, self.replicas)
-        size = request.prompt_tokens + request.output_tokens
+        in_flight = self.load.outstanding_requests
         serving = self.serving
         if len(serving) == self.replicas:
-            load, among = sum(tokens), self.replicas
+            load, among = sum(in_flight), self.replicas
         else:
-            load, among = sum(tokens[r] for r in serving), len(serving)
+            load, among = sum(in_flight[r] for r in serving), len(serving)
             is_serving = self.pool.is_serving
             order = [r for r in order if is_serving[r]]
-        limit = self.bound * (load + size) / among
+        limit = self.bound * (load + 1) / among
+        replicas = self.pool.replicas
         for rank, replica in enumerate(order):
-            if tokens[replica] <= limit:
+            if in_flight[replica] <= limit or not replicas[replica].waiting:
                 self.spills += rank > 0
                 return replica
-        raise AssertionError("the least loaded replica is always within the bound")
+        raise AssertionError("the replica with the fewest requests is always within the bound")
+
+    def warnings(self) -> list[str]:
+        if not self.without_key:
+            return []
+        return [
+            f"routing affinity: {self.without_key:,} of {self.routed:,} requests carried no "
+            "affinity key and went to the least loaded replica, as least_loaded would send "
+            "them (set `affinity: session` or `affinity: user` on their traffic source)"
+        ]

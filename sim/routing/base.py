@@ -109,3 +109,7 @@ class RoutingPolicy:
     def serving_changed(self, replica: int, serving: bool) -> None:
         """A replica joined (`serving`) or left the serving set: policies that keep state per
         replica update it here."""
+
+    def warnings(self) -> list[str]:
+        """What the run should tell its user about how this policy was used (after the run)."""
+        return []

@@ -99,11 +99,16 @@ def test_affinity_bound_is_over_the_serving_replicas_only() -> None:
     order = rendezvous_order("hot", SLOTS)
     for replica in order[2:]:
         _set_serving(policy, view, replica, False)
-    # Two replicas serve: mean (1,000 + 0 + 200) / 2 = 600, bound 750 < 1,000: spill.
-    view.load.outstanding_tokens[order[0]] = 1000
-    request = _request(0, "hot")
-    request.prompt_tokens, request.output_tokens = 100, 100
-    assert policy.choose(request) == order[1]
+    home = view.replicas[order[0]]
+    home.waiting = 2  # type: ignore[misc]  # requests queued there: it may be hot
+    # Two replicas serve, 10 requests in flight each: mean (20 + 1) / 2, bound 13.1 >= 10, so
+    # the key stays (over all six slots the bound would be 4.4, and it would spill).
+    view.load.outstanding_requests[order[0]] = 10
+    view.load.outstanding_requests[order[1]] = 10
+    assert policy.choose(_request(0, "hot")) == order[0]
+    # The other serving replica empties: bound 1.25 x 11 / 2 = 6.9 < 10, spill.
+    view.load.outstanding_requests[order[1]] = 0
+    assert policy.choose(_request(1, "hot")) == order[1]
 
 
 @pytest.mark.parametrize("name", ["cache_aware", "weighted_scorer"])

@@ -84,15 +84,26 @@ def _request(i: int, key: str | None, tokens: int = 100) -> Request:
     return request
 
 
-def _affinity(replicas: int, bound: float = 1.25) -> tuple[AffinityPolicy, PoolLoad]:
+class _Replica:
+    """What a router reads of a replica: requests queued and running."""
+
+    def __init__(self) -> None:
+        self.waiting = 0
+        self.running: dict[Request, None] = {}
+
+
+def _affinity(
+    replicas: int, bound: float = 1.25
+) -> tuple[AffinityPolicy, PoolLoad, list[_Replica]]:
     load = PoolLoad(replicas)
-    view = PoolView(load, [], 1000)
+    states = [_Replica() for _ in range(replicas)]
+    view = PoolView(load, states, 1000)
     config = AffinityConfig(policy="affinity", bounded_load=bound)
-    return AffinityPolicy(config, view, np.random.default_rng(0)), load
+    return AffinityPolicy(config, view, np.random.default_rng(0)), load, states
 
 
 def test_affinity_keeps_a_session_on_one_replica_while_loads_are_balanced() -> None:
-    policy, load = _affinity(8)
+    policy, load, _ = _affinity(8)
     homes: dict[str, set[int]] = {}
     for turn in range(6):
         for s in range(200):
@@ -109,22 +120,45 @@ def test_affinity_keeps_a_session_on_one_replica_while_loads_are_balanced() -> N
 
 
 def test_affinity_spills_once_a_replica_passes_the_bound() -> None:
-    policy, load = _affinity(4, bound=1.25)
+    policy, load, states = _affinity(4, bound=1.25)
     home = policy.choose(_request(0, "hot"))
-    for replica in range(4):  # a balanced pool: 1,000 tokens outstanding each
-        load.outstanding_tokens[replica] = 1000
+    load.outstanding_requests[:] = [10, 10, 10, 10]  # a balanced pool
     assert policy.choose(_request(1, "hot")) == home
-    # 1,500 > 1.25 x (4,500 + 200) / 4 = 1,469: past the bound (the mean counts the newcomer).
-    load.outstanding_tokens[home] = 1500
-    spilled = policy.choose(_request(2, "hot"))
+    # 15 > 1.25 x (45 + 1) / 4 = 14.4 in flight: past the bound (the mean counts the newcomer),
+    # but every request there runs in the batch: not hot, the session stays.
+    load.outstanding_requests[home] = 15
+    assert policy.choose(_request(2, "hot")) == home
+    # Requests queue there too: hot, its new requests spill.
+    states[home].waiting = 3
+    spilled = policy.choose(_request(3, "hot"))
     assert spilled != home
     # The spill target is the key's second choice, stable while the first stays overloaded.
-    assert policy.choose(_request(3, "hot")) == spilled
-    load.outstanding_tokens[home] = 1000
-    assert policy.choose(_request(4, "hot")) == home
+    assert policy.choose(_request(4, "hot")) == spilled
+    # Within the bound, a queue alone (a newcomer waiting for the next iteration) is no reason.
+    load.outstanding_requests[home] = 14
+    assert policy.choose(_request(5, "hot")) == home
+    assert policy.spills == 2
 
 
-def test_affinity_without_a_key_goes_to_the_least_loaded() -> None:
-    policy, load = _affinity(3)
+def test_affinity_spills_the_sessions_of_a_replica_pushed_past_the_bound() -> None:
+    """New sessions whose home is pushed past the bound go elsewhere; the others stay home."""
+    policy, load, states = _affinity(8, bound=1.25)
+    homes = {f"s{s}": policy.choose(_request(s, f"s{s}")) for s in range(400)}
+    hot = 0
+    load.outstanding_requests[:] = [40] * 8
+    load.outstanding_requests[hot] = 80
+    states[hot].waiting = 20
+    for s, key in enumerate(homes):
+        replica = policy.choose(_request(1000 + s, key))
+        assert (replica != hot) if homes[key] == hot else (replica == homes[key])
+    assert sum(home == hot for home in homes.values()) > 20
+
+
+def test_affinity_without_a_key_goes_to_the_least_loaded_and_says_so() -> None:
+    policy, load, _ = _affinity(3)
+    assert policy.warnings() == []
     load.outstanding_tokens[:] = [500, 100, 300]
     assert policy.choose(_request(0, None)) == 1
+    policy.choose(_request(1, "k"))
+    (warning,) = policy.warnings()
+    assert "1 of 2 requests carried no affinity key" in warning
