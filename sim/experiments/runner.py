@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sim.engine import ProgressCallback, simulate
@@ -41,6 +43,8 @@ def run_scenario(
     summary["trace_lines_skipped"] = result.trace_lines_skipped
     summary["warnings"] = result.warnings
 
+    cache_hits = cache_hits_over_time(result.requests, result.timeseries)
+
     def write_extra(folder: Path) -> None:
         pq.write_table(result.limits, folder / "limits.parquet")
         pq.write_table(bill(result.requests), folder / "bill.parquet")
@@ -49,11 +53,16 @@ def run_scenario(
             from sim.report.plots import write_plots as draw
             from sim.report.style import save
 
-            draw(result.requests, result.timeseries, scenario.warmup_s, folder / "plots")
+            draw(
+                result.requests,
+                result.timeseries,
+                scenario.warmup_s,
+                folder / "plots",
+                _session_hits_by_model(scenario, cache_hits),
+            )
             for name, fig in gateway_figures(result.requests, result.limits).items():
                 save(fig, folder / "plots" / f"{name}.png")
 
-    cache_hits = cache_hits_over_time(result.requests, result.timeseries)
     written = write_run(
         out_dir, scenario, result.requests, result.timeseries, cache_hits, summary, write_extra
     )
@@ -65,3 +74,14 @@ def run_scenario(
         simulate_s,
         time.perf_counter() - started,
     )
+
+
+def _session_hits_by_model(scenario: Scenario, cache_hits: pa.Table) -> dict[str, pa.Table]:
+    """cache_hits rows of each model that serves session traffic, labelled with its routing."""
+    models = sorted({t.model for t in scenario.traffic if t.sessions is not None})
+    return {
+        f"{model} ({scenario.models[model].routing.policy})": cache_hits.filter(
+            pc.equal(cache_hits["model"], model)
+        )
+        for model in models
+    }

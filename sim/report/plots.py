@@ -3,7 +3,7 @@ units, capsim's style); the caller saves it (`write_plots`) or embeds it (the HT
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +11,7 @@ import pyarrow as pa
 from matplotlib.figure import Figure
 
 from sim.report.style import legend, new_figure, plot_function, save
+from sim.results.cache_hits import STATED_HIT_RATIO_BY_TURN, TURN_CAP, turn_label
 from sim.results.timeseries import POOL_LEVEL
 from sim.status import STATUS_OK
 
@@ -21,22 +22,34 @@ def _columns(table: pa.Table) -> Columns:
     return {name: table[name].to_numpy(zero_copy_only=False) for name in table.column_names}
 
 
-def run_figures(requests: pa.Table, timeseries: pa.Table, warmup_s: float) -> dict[str, Figure]:
-    """Every standard plot of a run, by file stem."""
+def run_figures(
+    requests: pa.Table,
+    timeseries: pa.Table,
+    warmup_s: float,
+    turn_runs: Mapping[str, pa.Table] | None = None,
+) -> dict[str, Figure]:
+    """Every standard plot of a run, by file stem; with `turn_runs` (cache_hits tables of the
+    run's session traffic, by label), also the hit ratio by turn."""
     plots: dict[str, Callable[[], Figure]] = {
         "latency_cdf": lambda: latency_cdf(requests, warmup_s),
         "latency_load_over_time": lambda: latency_over_time(requests, timeseries),
         "kv_cache_over_time": lambda: kv_cache_over_time(timeseries),
     }
+    if turn_runs:
+        plots["cache_hit_by_turn"] = lambda: cache_hit_by_turn(turn_runs, warmup_s)
     return {name: draw() for name, draw in plots.items()}
 
 
 def write_plots(
-    requests: pa.Table, timeseries: pa.Table, warmup_s: float, out_dir: Path
+    requests: pa.Table,
+    timeseries: pa.Table,
+    warmup_s: float,
+    out_dir: Path,
+    turn_runs: Mapping[str, pa.Table] | None = None,
 ) -> list[Path]:
     """The run's standard plots as PNG files in `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    figures = run_figures(requests, timeseries, warmup_s)
+    figures = run_figures(requests, timeseries, warmup_s, turn_runs)
     return [save(fig, out_dir / f"{name}.png") for name, fig in figures.items()]
 
 
@@ -125,4 +138,36 @@ def kv_cache_over_time(timeseries: pa.Table) -> Figure:
     ax.set_ylim(0, 105)
     legend(ax)
     ax.set_title("KV-cache use over time")
+    return fig
+
+
+@plot_function
+def cache_hit_by_turn(runs: Mapping[str, pa.Table], warmup_s: float = 0.0) -> Figure:
+    """Token-weighted cache hit ratio per session turn, one line per run (e.g. one per routing
+    policy), from `cache_hits.parquet` tables; the intervals that end after `warmup_s` count.
+    Crosses mark what the service states for affinity (77% at turn 8, 95% at 20+)."""
+    fig, ax = new_figure(figsize=(10, 4.5))
+    for label, table in runs.items():
+        hits = _columns(table)
+        rows = (hits["turn"] >= 1) & (hits["t_s"] > warmup_s)
+        turn = hits["turn"][rows]
+        prompt = np.bincount(turn, hits["prompt_tokens"][rows], TURN_CAP + 1)[1:]
+        cached = np.bincount(turn, hits["cached_tokens"][rows], TURN_CAP + 1)[1:]
+        seen = np.flatnonzero(prompt > 0)
+        if seen.size:
+            ax.plot(seen + 1, 100 * cached[seen] / prompt[seen], "o-", label=label)
+    stated = sorted(STATED_HIT_RATIO_BY_TURN.items())
+    ax.plot(
+        [t for t, _ in stated],
+        [100 * r for _, r in stated],
+        "kx",
+        markersize=10,
+        label="stated by the service",
+    )
+    ax.set_xticks(range(1, TURN_CAP + 1), [turn_label(t) for t in range(1, TURN_CAP + 1)])
+    ax.set_xlabel("turn of the session")
+    ax.set_ylabel("cached prompt tokens (%)")
+    ax.set_ylim(0, 102)
+    legend(ax)
+    ax.set_title("Prompt-cache hit ratio by turn")
     return fig

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from sim.results.cache_hits import hit_ratio_by_turn
 from sim.results.timeseries import POOL_LEVEL
 from sim.status import STATUS_OK
 
@@ -125,6 +126,10 @@ def _group(
         "prompt_tokens": prompt,
         "cached_tokens": cached,
         "cache_hit_ratio": cached / prompt if prompt else 0.0,
+        # Session traffic only: {"1": ..., "20+": ...}; empty without sessions.
+        "cache_hit_ratio_by_turn": hit_ratio_by_turn(
+            cols["turn"][served], cols["prompt_tokens"][served], cols["cached_tokens"][served]
+        ),
         "completion_tokens": completion,
         "preemptions": int(cols["preemptions"][measured].sum()),
         "revenue_usd": float(cols["cost_usd"][served].sum()),

@@ -23,6 +23,7 @@ from sim.engine import RunOutput, simulate
 from sim.perf.table import perf_report, plot_perf
 from sim.report import gateway_plots, plots, sweep_plots
 from sim.report.style import PLOT_FUNCTIONS, save
+from sim.results.cache_hits import cache_hits_over_time
 from sim.scenario_loader import load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,6 +74,9 @@ CASES: dict[str, Callable[[RunOutput], Figure]] = {
         r.requests, r.timeseries
     ),
     "sim.report.plots.kv_cache_over_time": lambda r: plots.kv_cache_over_time(r.timeseries),
+    "sim.report.plots.cache_hit_by_turn": lambda r: plots.cache_hit_by_turn(
+        {"least_loaded": cache_hits_over_time(r.requests, r.timeseries)}
+    ),
     "sim.report.sweep_plots.sweep_metric": lambda r: sweep_plots.sweep_metric(
         SWEEP, "m.all.ttft_s.p99", "rate_per_s"
     ),

@@ -164,3 +164,87 @@ def test_slot_models_count_admitted_prompt_tokens_none_cached() -> None:
         )
     )
     assert len(pool) > 50 and set(hits["cache_hit_ratio"]) == {0.0}
+
+
+def test_hit_ratio_by_turn_agrees_between_the_table_and_the_summary(run: RunOutput) -> None:
+    hits = cache_hits_over_time(run.requests, run.timeseries).to_pydict()
+    summary = summarize(run.requests, run.timeseries, 0.0, DURATION_S)
+    sums: dict[int, np.ndarray] = defaultdict(lambda: np.zeros(2, np.int64))
+    for source, turn, prompt, cached in zip(
+        hits["traffic"], hits["turn"], hits["prompt_tokens"], hits["cached_tokens"], strict=True
+    ):
+        assert (turn == 0) == source.startswith("api")  # turns are for sessions only
+        if source == "chat":
+            sums[turn] += (prompt, cached)
+    by_turn = summary["traffic"]["chat"]["cache_hit_ratio_by_turn"]
+    assert by_turn == {str(t): sums[t][1] / sums[t][0] for t in sorted(sums)}
+    assert list(by_turn) == ["1", "2", "3", "4", "5", "6"]  # sessions of 2 to 6 turns
+    assert summary["traffic"]["api-a"]["cache_hit_ratio_by_turn"] == {}
+
+
+def test_pinned_sessions_reach_the_block_granular_ideal_turn_by_turn() -> None:
+    """Constant lengths: system prompt 320, message 40, answer 30 tokens, 16-token blocks, 24
+    turns. Turn k resends 360 + 70 (k - 1) tokens, of which every full block before the new
+    message was cached by turn k - 1; turns from 20 on share the last bucket."""
+    scenario = Scenario.model_validate(
+        {
+            "name": "turns",
+            "seed": 2,
+            "duration_s": 400,
+            "models": {
+                "m": {
+                    "architecture": "llama-3.1-8b",
+                    "pools": {"p": {"replicas": 2}},
+                    "routing": {"policy": "affinity", "bounded_load": 1000},
+                }
+            },
+            "accounts": [{"name": "a"}],
+            "traffic": [
+                {
+                    "name": "chat",
+                    "account": "a",
+                    "model": "m",
+                    "arrivals": {"process": "poisson", "rate_per_s": 0.2},
+                    "sessions": {
+                        "turns": {"dist": "constant", "value": 24},
+                        "think_time_s": {"dist": "constant", "value_s": 1.0},
+                        "system_prompt_tokens": {"dist": "constant", "value": 320},
+                    },
+                    "prompt_tokens": {"dist": "constant", "value": 40},
+                    "output_tokens": {"dist": "constant", "value": 30},
+                }
+            ],
+        }
+    )
+    run = simulate(scenario)
+    turn = run.requests["turn"].to_numpy()[run.requests["status"].to_numpy() == 200]
+    counts = {k: int((turn == k).sum()) for k in range(1, 25)}
+    by_turn = summarize(run.requests, run.timeseries, 0.0, 400)["models"]["m"]["all"][
+        "cache_hit_ratio_by_turn"
+    ]
+    assert list(by_turn) == [*map(str, range(1, 20)), "20+"]
+    prompt = {k: 360 + 70 * (k - 1) for k in range(1, 25)}
+    ideal = {k: (prompt[k] - 40) // 16 * 16 for k in range(2, 25)}
+    for k in range(2, 20):
+        assert by_turn[str(k)] == ideal[k] / prompt[k]
+    late = range(20, 25)
+    assert by_turn["20+"] == pytest.approx(
+        sum(counts[k] * ideal[k] for k in late) / sum(counts[k] * prompt[k] for k in late)
+    )
+    assert by_turn["1"] <= 320 / 360  # at most the shared system prompt
+    hits = cache_hits_over_time(run.requests, run.timeseries).to_pydict()
+    assert set(hits["turn"]) == set(range(1, 21))
+
+
+def test_the_turn_plot_draws_each_runs_ratios_and_the_stated_figures(run: RunOutput) -> None:
+    from sim.report.plots import cache_hit_by_turn
+
+    hits = cache_hits_over_time(run.requests, run.timeseries)
+    summary = summarize(run.requests, run.timeseries, 0.0, DURATION_S)
+    by_turn = summary["models"]["a"]["all"]["cache_hit_ratio_by_turn"]
+    figure = cache_hit_by_turn({"affinity": hits, "again": hits})
+    first, second, stated = figure.axes[0].get_lines()
+    assert first.get_label() == "affinity" and second.get_label() == "again"
+    assert list(first.get_xdata()) == [int(t) for t in by_turn]
+    assert np.allclose(first.get_ydata(), [100 * r for r in by_turn.values()])
+    assert list(zip(stated.get_xdata(), stated.get_ydata(), strict=True)) == [(8, 77.0), (20, 95.0)]
