@@ -165,7 +165,7 @@ def cache_hit_by_turn(runs: Mapping[str, pa.Table], warmup_s: float = 0.0) -> Fi
         label="stated by the service",
     )
     ax.set_xticks(range(1, TURN_CAP + 1), [turn_label(t) for t in range(1, TURN_CAP + 1)])
-    ax.set_xlabel("turn of the session")
+    ax.set_xlabel("session turn (number)")
     ax.set_ylabel("cached prompt tokens (%)")
     ax.set_ylim(0, 102)
     legend(ax)
