@@ -14,6 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from sim.errors import InputError
+from sim.experiments.compare_cli import compare_command
 from sim.experiments.sweep_cli import sweep_command
 
 app = typer.Typer(
@@ -200,6 +201,7 @@ def validate(
 
 
 app.command("sweep")(sweep_command)
+app.command("compare")(compare_command)
 
 
 @app.command()

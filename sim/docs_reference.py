@@ -156,6 +156,8 @@ def _type_name(annotation: Any) -> str:
         return f"mapping {_type_name(args[0])} → {_type_name(args[1])}"
     if annotation is type(None):
         return "null"
+    if annotation is Any:
+        return "any YAML value"
     if isinstance(annotation, type):
         return {"float": "number", "int": "integer", "str": "string", "bool": "boolean"}.get(
             annotation.__name__, f"[{annotation.__name__}](#{annotation.__name__.lower()})"

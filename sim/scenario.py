@@ -112,6 +112,19 @@ class Scenario(StrictModel):
         default_factory=Billing, description="Price multipliers and the budget period"
     )
 
+    variants: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Named variants for `capsim compare`: each maps dotted paths to values "
+        "(as `--set`); the first is the baseline of the paired differences",
+    )
+    replications: int = Field(
+        1,
+        ge=1,
+        le=10_000,
+        description="Runs per variant (compare), grid point (sweep) or fleet (plan), at seeds "
+        "derived from `seed`; `capsim run` makes one run, at `seed`",
+    )
+
     @field_validator("spend_tiers", mode="before")
     @classmethod
     def _over_defaults(cls, value: Any) -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import json
 import types
 import typing
 from collections.abc import Sequence
@@ -73,7 +74,31 @@ def parse_scenario(text: str, source: str, overrides: Sequence[str] = ()) -> Sce
             for path, message in problems
         ]
         raise InputError("\n".join(dict.fromkeys(messages)))
+    for name in scenario.variants:
+        try:
+            parse_scenario(text, source, [*overrides, *variant_overrides(scenario, name)])
+        except InputError as error:
+            where = _where(source, lines, ("variants", name))
+            raise InputError(f"{where}: variants.{name}: {error}") from None
     return scenario
+
+
+# A variant changes the system, never the workload's seed or the experiment's own shape.
+_NOT_IN_VARIANTS = ("seed", "variants", "replications")
+
+
+def variant_overrides(scenario: Scenario, name: str) -> list[str]:
+    """The variant's settings as `--set` strings (JSON values are YAML), ending with `variants={}`:
+    a variant's run is a plain scenario. InputError for a path a variant may not set."""
+    settings = []
+    for path, value in scenario.variants[name].items():
+        if path.split(".")[0] in _NOT_IN_VARIANTS:
+            raise InputError(
+                f"{path}: a variant cannot set {path.split('.')[0]} "
+                "(variants share the seeds of their replications: common random numbers)"
+            )
+        settings.append(f"{path}={json.dumps(value, default=str)}")
+    return [*settings, "variants={}"]
 
 
 def _overridden_by(path: Path_, overrides: Sequence[str]) -> str:

@@ -31,22 +31,25 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
 from sim.engine import Simulation
 from sim.errors import InputError
+from sim.experiments.intervals import interval
 from sim.experiments.runner import run_scenario
 from sim.results.store import check_replaceable, resolved_data
 from sim.scenario import Scenario
 from sim.scenario_loader import load_scenario
 
 TABLE_NAME = "sweep.parquet"
+INTERVALS_NAME = "sweep_intervals.parquet"
 MAX_RUN_NAME_CHARS = 120  # longer names are cut and get a hash suffix
 _SAFE = re.compile(r"[^A-Za-z0-9._=,+-]+")
-_LATENCY_COLUMNS = ("ttft_s", "tpot_s", "e2e_s")
-_PERCENTILES = ("p50", "p99")
+_LATENCY_COLUMNS = ("ttft_s", "tpot_s", "e2e_s", "queue_s")
+_STATISTICS = ("mean", "p50", "p90", "p99")
 _RESERVED_COLUMNS = ("seed", "run_dir")
 
 
@@ -205,9 +208,13 @@ def run_sweep(
     scheduler: str | None = None,
     plots: bool = False,
     progress: SweepProgress | None = None,
+    settings: tuple[str, ...] = (),
 ) -> pa.Table:
-    """Run every (grid point, seed) not already finished, then write and return sweep.parquet.
+    """Run every (grid point, seed) not already finished, then write and return sweep.parquet
+    (one row per run) and sweep_intervals.parquet (per grid point and metric: the mean over
+    seeds and its 95% interval).
 
+    `settings` are `--set` overrides applied to every run before the grid point's values.
     Every grid point is validated before any run starts, so a bad value costs nothing.
     """
     if not seeds:
@@ -218,20 +225,33 @@ def run_sweep(
         raise InputError(f"--workers must be >= 1, got {workers}")
     points = expand_grid(grid)
     columns = column_names(list(points[0]))
-    specs = _plan(scenario_path.resolve(), points, columns, seeds, out_dir.resolve(), plots)
-    resumed = [spec for spec in specs if _finished(spec)]
+    specs = _plan(
+        scenario_path.resolve(), settings, points, columns, seeds, out_dir.resolve(), plots
+    )
+    execute_resumable(specs, workers, scheduler, progress)
+    table = _table(specs, points, columns, seeds, out_dir.resolve())
+    write_table(table, out_dir.resolve() / TABLE_NAME)
+    grid_names = [columns[path] for path in columns]
+    write_table(intervals_table(table, grid_names), out_dir.resolve() / INTERVALS_NAME)
+    return table
+
+
+def execute_resumable(
+    specs: list[RunSpec], workers: int, scheduler: str | None, progress: SweepProgress | None
+) -> None:
+    """Run the specs whose folder holds no finished run (resumed ones are reported first);
+    SweepFailed if any failed (the others stay finished for the next call)."""
+    resumed = [spec for spec in specs if finished_run(spec)]
     if progress is not None:
         for i, spec in enumerate(resumed):
             progress(RunDone(spec.name, i + 1, len(specs), resumed=True))
     todo = [spec for spec in specs if spec not in resumed]
     _execute(todo, workers, scheduler, _counting(progress, len(resumed), len(specs)))
-    table = _table(specs, points, columns, seeds, out_dir.resolve())
-    _write_table(table, out_dir.resolve() / TABLE_NAME)
-    return table
 
 
 def _plan(
     scenario_path: Path,
+    settings: tuple[str, ...],
     points: list[dict[str, str]],
     columns: dict[str, str],
     seeds: list[int],
@@ -244,8 +264,8 @@ def _plan(
         raise InputError(f"--out {out_dir}: is a file, and a sweep's results are a folder")
     specs, stale = [], []
     for point in points:
-        overrides = [f"{path}={value}" for path, value in point.items()]
-        scenario = _validated(scenario_path, overrides, point, columns)
+        overrides = [*settings, *(f"{path}={value}" for path, value in point.items())]
+        scenario = validated(scenario_path, overrides, point, columns)
         for seed in seeds:
             name = run_name(point, columns, seed)
             spec = RunSpec(
@@ -256,7 +276,7 @@ def _plan(
                 plots,
             )
             check_replaceable(Path(spec.run_dir))
-            if _finished(spec) and not _same_scenario(spec, scenario, seed):
+            if finished_run(spec) and not same_scenario(spec, scenario, seed):
                 stale.append(name)
             specs.append(spec)
     if stale:
@@ -267,7 +287,7 @@ def _plan(
     return specs
 
 
-def _validated(
+def validated(
     path: Path, overrides: list[str], point: dict[str, str], columns: dict[str, str]
 ) -> Scenario:
     """The scenario at one grid point (before the seed is set), or InputError naming the point.
@@ -284,11 +304,11 @@ def _validated(
         raise InputError(f"grid point {where}:\n{error}") from None
 
 
-def _finished(spec: RunSpec) -> bool:
+def finished_run(spec: RunSpec) -> bool:
     return (Path(spec.run_dir) / "summary.json").is_file()
 
 
-def _same_scenario(spec: RunSpec, scenario: Scenario, seed: int) -> bool:
+def same_scenario(spec: RunSpec, scenario: Scenario, seed: int) -> bool:
     """Compared as data, not text, so a change in how YAML is written does not count."""
     written = Path(spec.run_dir) / "scenario.resolved.yaml"
     expected = resolved_data(scenario.model_copy(update={"seed": seed}))
@@ -413,9 +433,17 @@ def _table(
         columns[path]: _typed_column([point[path] for point in points for _ in seeds])
         for path in columns
     }
+    return pa.table({**grid_columns, **metric_columns(rows)})
+
+
+def metric_columns(rows: list[dict[str, Any]]) -> dict[str, pa.Array]:
+    """Columns of per-run metric rows; a status no request of a run got is a share of 0, any
+    other metric a run lacks (a model or tier it did not have) is null."""
     names = list(dict.fromkeys(name for row in rows for name in row))
-    data = {name: pa.array([row.get(name) for row in rows]) for name in names}
-    return pa.table({**grid_columns, **data})
+    return {
+        name: pa.array([row.get(name, 0.0 if ".status_" in name else None) for row in rows])
+        for name in names
+    }
 
 
 def _typed_column(texts: list[str]) -> pa.Array:
@@ -457,13 +485,15 @@ def _group_metrics(group: dict[str, Any]) -> dict[str, float | int]:
     }
     for latency in _LATENCY_COLUMNS:
         stats = group[latency]
-        for percentile in _PERCENTILES:
-            metrics[f"{latency}.{percentile}"] = stats.get(percentile, float("nan"))
+        for statistic in _STATISTICS:
+            metrics[f"{latency}.{statistic}"] = stats.get(statistic, float("nan"))
     metrics["cache_hit_ratio"] = group["cache_hit_ratio"]
+    for code, count in group["by_status"].items():
+        metrics[f"status_{code}_share"] = count / group["requests"] if group["requests"] else 0.0
     return metrics
 
 
-def _write_table(table: pa.Table, path: Path) -> None:
+def write_table(table: pa.Table, path: Path) -> None:
     """Written under a temporary name and renamed, so a reader never sees half a table."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -471,3 +501,36 @@ def _write_table(table: pa.Table, path: Path) -> None:
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def intervals_table(runs: pa.Table, group_by: list[str]) -> pa.Table:
+    """Long form, one row per group (values of `group_by`) and metric: replications, the mean
+    over them and its 95% Student t interval (NaN bounds with one replication)."""
+    skip = (*group_by, *_RESERVED_COLUMNS, "replication")
+    metrics = [
+        name
+        for name in runs.column_names
+        if name not in skip
+        and (pa.types.is_floating(runs[name].type) or pa.types.is_integer(runs[name].type))
+    ]
+    columns = [runs[name].to_pylist() for name in group_by]
+    keys = list(zip(*columns, strict=True)) if columns else [()] * runs.num_rows
+    groups: dict[tuple, list[int]] = {}
+    for row, key in enumerate(keys):
+        groups.setdefault(key, []).append(row)
+    out: dict[str, list] = {name: [] for name in (*group_by, "metric", *INTERVAL_COLUMNS)}
+    for key, rows in groups.items():
+        for metric in metrics:
+            values = runs[metric].take(rows).to_numpy(zero_copy_only=False).astype(float)
+            mean, low, high = interval(values)
+            for name, value in zip(group_by, key, strict=True):
+                out[name].append(value)
+            out["metric"].append(metric)
+            out["replications"].append(int((~np.isnan(values)).sum()))
+            out["mean"].append(mean)
+            out["ci_low"].append(low)
+            out["ci_high"].append(high)
+    return pa.table(out)
+
+
+INTERVAL_COLUMNS = ("replications", "mean", "ci_low", "ci_high")

@@ -33,11 +33,19 @@ def sweep_command(
             "or quotes do not split); repeatable, the runs are the product of all --grid",
         ),
     ] = None,
+    settings: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Override a field of every run: dotted.path=value (YAML value), as in "
+            "`capsim run`; repeatable",
+        ),
+    ] = None,
     seeds: Annotated[
         str | None,
         typer.Option(
             help="Seeds of every grid point: a list 1,2,3 or an inclusive range 0-9 "
-            "(default: the scenario's seed)"
+            "(default: the scenario's `replications` seeds, derived from its seed)"
         ),
     ] = None,
     out_dir: Annotated[
@@ -58,6 +66,7 @@ def sweep_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table")] = False,
 ) -> None:
     """Run a grid of parameters x seeds (resumable) and write sweep.parquet, one row per run."""
+    from sim.experiments.intervals import replication_seeds
     from sim.experiments.sweep import (
         RunDone,
         SweepFailed,
@@ -68,9 +77,12 @@ def sweep_command(
     from sim.scenario_loader import load_scenario
 
     grid = grid or []
+    sets = tuple(settings or [])
     points = expand_grid(grid)
-    base = load_scenario(scenario_path, [f"{p}={v}" for p, v in points[0].items()])
-    seed_list = parse_seeds(seeds) if seeds is not None else [base.seed]
+    base = load_scenario(scenario_path, [*sets, *(f"{p}={v}" for p, v in points[0].items())])
+    seed_list = (
+        parse_seeds(seeds) if seeds is not None else replication_seeds(base.seed, base.replications)
+    )
     target = out_dir or Path("results") / f"{base.name}-sweep"
     total = len(points) * len(seed_list)
     resumed = 0
@@ -102,6 +114,7 @@ def sweep_command(
                 scheduler,
                 plots,
                 advance,
+                sets,
             )
         except SweepFailed as failed:
             err.print(str(failed), markup=False, highlight=False)
@@ -122,8 +135,10 @@ def _cpus() -> int:
 _SHOWN = (  # (column suffix after "<model>.all.", header, scale, format)
     ("served", "served", 1.0, "{:,.0f}"),
     ("requests_per_s", "req/s", 1.0, "{:.2f}"),
+    ("ttft_s.mean", "TTFT mean s", 1.0, "{:.3g}"),
     ("ttft_s.p50", "TTFT p50 s", 1.0, "{:.3g}"),
     ("ttft_s.p99", "TTFT p99 s", 1.0, "{:.3g}"),
+    ("tpot_s.mean", "TPOT mean ms", 1000.0, "{:.3g}"),
     ("tpot_s.p99", "TPOT p99 ms", 1000.0, "{:.3g}"),
     ("e2e_s.p99", "E2E p99 s", 1.0, "{:.3g}"),
     ("cache_hit_ratio", "cache hit", 100.0, "{:.1f}%"),

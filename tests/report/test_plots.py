@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 import sim
 from sim.engine import RunOutput, simulate
 from sim.perf.table import perf_report, plot_perf
-from sim.report import gateway_plots, plots, sweep_plots
+from sim.report import compare_plots, gateway_plots, plots, sweep_plots
 from sim.report.style import PLOT_FUNCTIONS, save
 from sim.results.cache_hits import cache_hits_over_time
 from sim.scenario_loader import load_scenario
@@ -67,6 +67,16 @@ SWEEP = pa.table(
     }
 )
 
+COMPARE = pa.table(
+    {
+        "variant": ["a", "b", "a", "b"],
+        "metric": ["m.all.ttft_s.p99"] * 2 + ["m.all.cache_hit_ratio"] * 2,
+        "mean": [0.5, 0.4, 0.2, 0.6],
+        "ci_low": [0.45, 0.35, 0.15, 0.55],
+        "ci_high": [0.55, 0.45, 0.25, 0.65],
+    }
+)
+
 # One call per plot function: a new plot function needs a line here (the test below checks).
 CASES: dict[str, Callable[[RunOutput], Figure]] = {
     "sim.report.plots.latency_cdf": lambda r: plots.latency_cdf(r.requests, 5.0),
@@ -87,6 +97,12 @@ CASES: dict[str, Callable[[RunOutput], Figure]] = {
         r.requests
     ),
     "sim.perf.table.plot_perf": lambda r: plot_perf(perf_report("h100", "llama-3.1-8b", 1, 2048)),
+    "sim.report.compare_plots.variant_latency_cdfs": lambda r: compare_plots.variant_latency_cdfs(
+        {"a": r.requests, "b": r.requests}, 5.0
+    ),
+    "sim.report.compare_plots.variant_metrics": lambda r: compare_plots.variant_metrics(
+        COMPARE, ["m.all.ttft_s.p99", "m.all.cache_hit_ratio"]
+    ),
 }
 
 
