@@ -16,6 +16,7 @@ from rich.table import Table
 from sim.errors import InputError
 from sim.experiments.compare_cli import compare_command
 from sim.experiments.sweep_cli import sweep_command
+from sim.status import RETRYABLE, STATUS_OK
 
 app = typer.Typer(
     add_completion=False,
@@ -173,6 +174,63 @@ def _print_summary(summary: dict[str, Any]) -> None:
                 f"{row['revenue_usd']:,.2f}",
             )
         out.print(bill)
+    _print_accounts(summary)
+
+
+def _print_accounts(summary: dict[str, Any]) -> None:
+    """Per account, model and tier: attempts by status and what became of the logical
+    requests (served, gave up after the last retry, refused without retry, still open)."""
+    table = Table(title="accounts (logical requests after warm-up)", title_justify="left")
+    for column in (
+        "account",
+        "model",
+        "tier",
+        "attempts",
+        "attempt outcomes",
+        "logical",
+        "served",
+        "gave up",
+        "refused",
+        "unfinished",
+    ):
+        table.add_column(
+            column, justify="left" if column in ("account", "model", "tier") else "right"
+        )
+    for account, models in summary["accounts"].items():
+        for model, tiers in models.items():
+            for tier, group in tiers.items():
+                table.add_row(
+                    account,
+                    model,
+                    tier,
+                    f"{group['attempts']:,}",
+                    " ".join(f"{c}:{n:,}" for c, n in group["attempts_by_status"].items()),
+                    f"{group['logical_requests']:,}",
+                    f"{group['served']:,}",
+                    f"{group['gave_up']:,}",
+                    _refusals(group),
+                    f"{group['unfinished']:,}",
+                )
+    out.print(table)
+    if summary["sessions"]:
+        sessions = Table(title="sessions (whole run)", title_justify="left")
+        for column in ("traffic", "started", "completed", "abandoned"):
+            sessions.add_column(column, justify="left" if column == "traffic" else "right")
+        for traffic, counts in summary["sessions"].items():
+            sessions.add_row(
+                traffic, *(f"{counts[k]:,}" for k in ("started", "completed", "abandoned"))
+            )
+        out.print(sessions)
+
+
+def _refusals(group: dict[str, Any]) -> str:
+    """Logical requests refused without retry, by status (402 budget, 400, 404)."""
+    final = [
+        f"{code}:{n:,}"
+        for code, n in group["final_status"].items()
+        if int(code) != STATUS_OK and int(code) not in RETRYABLE
+    ]
+    return " ".join(final) or "0"
 
 
 def _pair(stats: dict[str, Any], scale: float) -> str:

@@ -43,6 +43,7 @@ class RunOutput:
     pools: list[ReplicaPool]
     trace_lines_skipped: dict[str, int]  # per replayed traffic source (on_bad_line: skip)
     warnings: list[str]  # said at run time and kept in summary.json
+    sessions: dict[str, dict[str, int]]  # per session source: started, completed, abandoned
 
 
 def _perf_and_capacity(model_arch: str, pool: Pool) -> tuple[BatchTimeModel | None, int]:
@@ -118,6 +119,7 @@ class Simulation:
             tier_override="fast" if model.fast else None,
             next_id=self._next_id,
             submit=self.gateway.submit,
+            retry=traffic.retry or scenario.retry,
         )
         if traffic.trace is not None:
             return TraceSource(traffic, context)
@@ -161,6 +163,15 @@ class Simulation:
             for pool in self.pools
             for warning in pool.router.warnings()
         ]
+        sessions = {
+            source.traffic.name: {
+                "started": source.sessions,
+                "completed": source.completed,
+                "abandoned": source.abandoned,
+            }
+            for source in self.sources
+            if isinstance(source, SessionSource)
+        }
         return RunOutput(
             self.recorder.table(),
             self.sampler.table(),
@@ -170,6 +181,7 @@ class Simulation:
             self.pools,
             skipped,
             warnings,
+            sessions,
         )
 
     def _schedule_retirements(self) -> None:

@@ -38,6 +38,7 @@ class Request:
         "client",
         "cost_usd",
         "epoch",
+        "final",
         "finished_s",
         "first_token_s",
         "generated",
@@ -93,6 +94,7 @@ class Request:
         # The logical request it belongs to: its first attempt's request_id.
         self.logical_id = request_id if logical_id < 0 else logical_id
         self.affinity_key: str | None = None  # x-session-affinity header or `user` field
+        self.final = False  # set by the client: this attempt ended its logical request
         self.session_id = -1  # -1: not part of a session
         self.turn = 0  # 1, 2, ... within a session
         # Its number within its source (open loop, trace: the arrival index; a session's turn:

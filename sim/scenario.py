@@ -28,6 +28,7 @@ from sim.routing import RoutingConfig
 from sim.routing.least_loaded import LeastLoadedConfig
 from sim.units import NonNegativeSeconds, PositiveSeconds, Seconds
 from sim.workload.config import Traffic
+from sim.workload.retry import RetryConfig
 
 
 class Model(StrictModel):
@@ -98,6 +99,10 @@ class Scenario(StrictModel):
     models: dict[str, Model] = Field(min_length=1, description="Served models by model id")
     accounts: list[Account] = Field(min_length=1, description="Accounts (API keys)")
     traffic: list[Traffic] = Field(min_length=1, description="Traffic sources")
+    retry: RetryConfig = Field(
+        default_factory=RetryConfig,
+        description="How clients retry 429 and 503, for sources without their own `retry`",
+    )
     rate_limits: RateLimits | None = Field(
         None,
         description="Token limits and the request cap per account ({}: PLATFORM.md's adaptive "

@@ -41,6 +41,7 @@ def run_scenario(
     simulate_s = time.perf_counter() - started
     summary = summarize(result.requests, result.timeseries, scenario.warmup_s, scenario.duration_s)
     summary["trace_lines_skipped"] = result.trace_lines_skipped
+    summary["sessions"] = result.sessions
     summary["warnings"] = result.warnings
 
     cache_hits = cache_hits_over_time(result.requests, result.timeseries)

@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from sim.results.cache_hits import hit_ratio_by_turn
+from sim.results.outcomes import logical_outcomes
 from sim.results.timeseries import POOL_LEVEL
 from sim.status import STATUS_OK
 
@@ -57,6 +58,7 @@ def summarize(
         "traffic": traffic,
         "pools": _pools(cols, labels, measured, timeseries, warmup_s, duration_s),
         "revenue": _revenue(requests, cols),
+        "accounts": logical_outcomes(requests, warmup_s, duration_s),
     }
 
 

@@ -12,6 +12,7 @@ from sim.request import Tier
 from sim.workload.arrivals import ArrivalProcess
 from sim.workload.distributions import ConstantLength, LengthDist
 from sim.workload.durations import ExponentialTime, TimeDist
+from sim.workload.retry import RetryConfig
 from sim.workload.traces import TraceConfig
 
 
@@ -90,6 +91,9 @@ class Traffic(StrictModel):
         None,
         description="Model id this source's requests go to once its model retires (null: "
         "they get 404)",
+    )
+    retry: RetryConfig | None = Field(
+        None, description="How its clients retry 429 and 503 (null: the scenario's `retry`)"
     )
 
     @model_validator(mode="after")

@@ -21,7 +21,7 @@ class OpenLoopSource:
         self.env = context.env
         self.traffic = traffic
         self._context = context
-        self._submit = context.submit
+        self._client = context.client(traffic)
         assert traffic.arrivals is not None
         assert traffic.prompt_tokens is not None and traffic.output_tokens is not None
         self._prompt_tokens, self._output_tokens = traffic.prompt_tokens, traffic.output_tokens
@@ -77,4 +77,4 @@ class OpenLoopSource:
         if self._users:
             request.affinity_key = user_key(traffic, self._user_index[i])
         self._schedule_next()
-        self._submit(request)
+        self._client.send(request)

@@ -85,7 +85,7 @@ class SessionSource:
         self.config = config
         self.block_size = block_size
         self._context = context
-        self._submit = context.submit
+        self._client = context.client(traffic, self._answered)
         name = traffic.name
         self._starts: Iterator[np.ndarray] = arrival_chunks(
             traffic.arrivals, context.rng(traffic, "arrivals"), context.duration_s
@@ -113,7 +113,10 @@ class SessionSource:
         self._remaining = traffic.max_requests if traffic.max_requests is not None else -1
         self._times: list[float] = []
         self._i = 0
-        self.sessions = 0
+        self._live: dict[int, _Session] = {}  # sessions waiting for an answer or thinking
+        self.sessions = 0  # started
+        self.completed = 0  # every turn served (or the context limit reached)
+        self.abandoned = 0  # a turn finally refused: the session gave up
         self.sent = 0
 
     def start(self) -> None:
@@ -136,6 +139,7 @@ class SessionSource:
             uid, int(self._user.next()), turns, system_run, tokens, self._draw_turns(uid, turns)
         )
         self.sessions += 1
+        self._live[session.uid] = session
         self._send_turn(session)
 
     def _draw_turns(self, uid: int, turns: int) -> tuple[list, list, list, list]:
@@ -151,12 +155,15 @@ class SessionSource:
 
     def _send_turn(self, session: _Session) -> None:
         if self._remaining == 0:
+            del self._live[session.uid]  # cut by max_requests: neither completed nor abandoned
             return
         turn = session.turns
         message = session.messages[turn]
         output = session.outputs[turn]
         prompt = session.context_tokens + message
         if prompt > self.config.max_context_tokens:
+            del self._live[session.uid]
+            self.completed += 1
             return
         self._remaining -= 1
         self.sent += 1
@@ -177,12 +184,18 @@ class SessionSource:
             request.affinity_key = session.key
         elif self._affinity == "user":
             request.affinity_key = user_key(traffic, session.user)
-        request.client = lambda done: self._answered(session, done)
-        self._submit(request)
+        self._client.send(request)
 
-    def _answered(self, session: _Session, request: Request) -> None:
-        if request.status != STATUS_OK or session.turns_left <= 0:
-            return
-        session.context_tokens = request.prompt_tokens + request.output_tokens
-        think_s = session.thinks_s[session.turns - 1]
-        call_later(self.env, think_s, lambda _: self._send_turn(session))
+    def _answered(self, request: Request) -> None:
+        """A turn's final outcome: think and send the next turn, or end the session."""
+        session = self._live[request.session_id]
+        if request.status != STATUS_OK:
+            del self._live[session.uid]
+            self.abandoned += 1
+        elif session.turns_left <= 0:
+            del self._live[session.uid]
+            self.completed += 1
+        else:
+            session.context_tokens = request.prompt_tokens + request.output_tokens
+            think_s = session.thinks_s[session.turns - 1]
+            call_later(self.env, think_s, self._send_turn, session)

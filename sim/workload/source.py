@@ -12,7 +12,9 @@ from sim.clock import Clock
 from sim.request import Request
 from sim.rng import stream
 from sim.workload.chains import Runs
+from sim.workload.client import Client
 from sim.workload.config import Traffic
+from sim.workload.retry import RetryConfig
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,15 @@ class SourceContext:
     users: int  # end users of the source's account (values of the `user` field)
     tier_override: str | None  # "fast" for a Fast model's traffic, else None (tier_mix)
     next_id: Callable[[], int]
-    submit: Callable[[Request], None]
+    submit: Callable[[Request], None]  # the gateway's
+    retry: RetryConfig  # the source's, or the scenario's
+
+    def client(self, traffic: Traffic, on_final: Callable[[Request], None] | None = None) -> Client:
+        """The source's client: it sends, hears outcomes and retries (`on_final` hears each
+        logical request's final attempt)."""
+        return Client(
+            self.env, self.seed, traffic.name, self.retry, self.submit, self.next_id, on_final
+        )
 
     def request(
         self,

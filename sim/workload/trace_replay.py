@@ -20,7 +20,7 @@ class TraceSource:
         self.traffic = traffic
         self.block_size = context.block_size
         self._context = context
-        self._submit = context.submit
+        self._client = context.client(traffic)
         trace = load_trace(Path(traffic.trace.path), traffic.trace)
         if traffic.trace.loop:
             trace = trace.repeated_until(context.duration_s)
@@ -69,4 +69,4 @@ class TraceSource:
         if self._users is not None:
             request.affinity_key = user_key(traffic, self._users[i])
         self._schedule_next()
-        self._submit(request)
+        self._client.send(request)
