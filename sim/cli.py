@@ -212,7 +212,7 @@ def _print_accounts(summary: dict[str, Any]) -> None:
                     f"{group['unfinished']:,}",
                 )
     out.print(table)
-    if summary["sessions"]:
+    if summary.get("sessions"):  # added by the runner, beside trace_lines_skipped
         sessions = Table(title="sessions (whole run)", title_justify="left")
         for column in ("traffic", "started", "completed", "abandoned"):
             sessions.add_column(column, justify="left" if column == "traffic" else "right")

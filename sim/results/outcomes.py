@@ -16,7 +16,8 @@ from sim.status import RETRYABLE, STATUS_OK
 
 
 def logical_outcomes(requests: pa.Table, warmup_s: float, duration_s: float) -> dict[str, Any]:
-    """{account: {model: {tier: group}}}; see `_group` for a group's fields."""
+    """{account: {model: {tier: group}}}; see `_group` for a group's fields. Every (account,
+    model, tier) that sent a request has a group, with zero counts if none was measured."""
     if requests.num_rows == 0:
         return {}
     logical = requests["logical_id"].to_numpy()
@@ -25,20 +26,21 @@ def logical_outcomes(requests: pa.Table, warmup_s: float, duration_s: float) -> 
     status = requests["status"].to_numpy()
     final = requests["final"].to_numpy()
     firsts = (attempt == 1) & (arrival >= warmup_s) & (arrival < duration_s)
-    rows = np.flatnonzero(np.isin(logical, logical[firsts]))  # every attempt of those
+    measured = np.isin(logical, logical[firsts])  # every attempt of those
     keys = [
-        requests[name].take(pa.array(rows)).combine_chunks().dictionary_encode()
-        for name in ("account", "model", "tier")
+        requests[name].combine_chunks().dictionary_encode() for name in ("account", "model", "tier")
     ]
     names = [key.dictionary.to_pylist() for key in keys]
     codes = [key.indices.to_numpy(zero_copy_only=False).astype(np.int64) for key in keys]
     combined = (codes[0] * len(names[1]) + codes[1]) * len(names[2]) + codes[2]
+    order = np.argsort(combined, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(combined[order]) != 0])
     result: dict[str, Any] = {}
-    for code in np.unique(combined):
-        of_group = rows[combined == code]
-        one = np.flatnonzero(combined == code)[0]
+    for of_group in np.split(order, starts[1:]):  # thousands of accounts: one sort, no scans
+        rows = of_group[measured[of_group]]
+        one = of_group[0]
         account, model, tier = (names[i][codes[i][one]] for i in range(3))
-        group = _group(status[of_group], attempt[of_group], final[of_group])
+        group = _group(status[rows], attempt[rows], final[rows])
         result.setdefault(account, {}).setdefault(model, {})[tier] = group
     return {
         account: {model: dict(sorted(tiers.items())) for model, tiers in sorted(models.items())}

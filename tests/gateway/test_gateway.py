@@ -151,7 +151,7 @@ def test_a_zero_delay_resubmission_never_runs_inside_an_iteration(step_by_step: 
         submit(request)
 
     for source in sim.sources:
-        source._submit = first  # type: ignore[union-attr]
+        source._client._submit = first  # type: ignore[union-attr]
     table = sim.run().requests
     assert table.num_rows == 40 * 3 and len(resent) == 80
     assert (table["status"].to_numpy() == STATUS_OK).all()
