@@ -22,6 +22,15 @@ USERS_TOTAL = 200_000  # end users behind all keys, split like the traffic
 # with this generator at --replicas 4 (benchmarks/README.md, "Calibrating fleet-day").
 SATURATION_SESSIONS_PER_S_PER_REPLICA = 1.0
 SPEND_TIERS = ((10, "unlimited"), (50, 4), (200, 3), (800, 2))  # (accounts up to this rank, tier)
+# Tokens per session start counted against each limit (prompt, uncached prompt, generated),
+# measured on this workload without limits (minutes 10 to 20 of a 20-minute run: 19,794,
+# 11,209 and 2,010). An account's use of a limit is its session starts per second x these.
+TOKENS_PER_SESSION = (19_800.0, 11_200.0, 2_000.0)
+# PLATFORM.md's floors (tokens per minute), and the room an account's own floors leave above
+# its expected use: a large customer's limits were raised to fit its traffic (at 1/2.5 = 40%
+# use they neither grow nor decay), the long tail keeps the defaults.
+DEFAULT_FLOORS_TPM = (3_600_000.0, 900_000.0, 36_000.0)
+LIMIT_HEADROOM = 2.5
 
 HEADER = """\
 # Reference workload 2 (issue "Speed and scale"), written by benchmarks/make_fleet_day.py: edit that
@@ -29,8 +38,8 @@ HEADER = """\
 # multi-turn chat sessions from {accounts:,} accounts (Zipf-sized: account i sends a share ~ 1/i),
 # session-affinity routing with bounded load, prefix caching, 10% Priority traffic, offered load
 # {load:.0%} of the pool's saturation ({sessions_per_s:.2f} session starts per second in all).
-# Not modelled yet: adaptive rate limits and the gateway (their issues); spend tiers are set so
-# that they apply once the gateway is built.
+# Adaptive rate limits (PLATFORM.md's defaults) by spend tier; the largest accounts have floors
+# raised to {headroom:g}x their expected use ({raised} accounts), the others keep the defaults.
 #
 #   capsim run benchmarks/fleet-day.yaml --no-plots --out benchmarks/out/fleet-day
 #   capsim run benchmarks/fleet-day.yaml --no-plots --set duration_s=24h    # the whole day
@@ -63,7 +72,12 @@ def scenario_yaml(replicas: int, load: float, accounts: int = ACCOUNTS) -> str:
     shares = account_shares(accounts)
     lines = [
         HEADER.format(
-            replicas=replicas, accounts=accounts, load=load, sessions_per_s=sessions_per_s
+            replicas=replicas,
+            accounts=accounts,
+            load=load,
+            sessions_per_s=sessions_per_s,
+            headroom=LIMIT_HEADROOM,
+            raised=sum(_floors(sessions_per_s * share) is not None for share in shares),
         ),
         "name: fleet-day",
         f"description: {replicas} x Llama-3.1-8B, {accounts:,} chat accounts, affinity, "
@@ -80,15 +94,37 @@ def scenario_yaml(replicas: int, load: float, accounts: int = ACCOUNTS) -> str:
         f"      main: {{gpu: h100, replicas: {replicas}, max_num_seqs: 256, "
         "max_batched_tokens: 8192, prefix_caching: true}",
         "    routing: {policy: affinity, bounded_load: 1.25}",
+        "rate_limits: {}       # PLATFORM.md's adaptive limits and request cap",
         "accounts:",
     ]
     for rank, share in enumerate(shares, start=1):
         users = max(1, round(USERS_TOTAL * share))
-        lines.append(f"  - {{name: {_name(rank)}, spend_tier: {spend_tier(rank)}, users: {users}}}")
+        floors = _floors(sessions_per_s * share)
+        limits = (
+            ""
+            if floors is None
+            else ", limits: {policy: adaptive, "
+            f"prompt_tpm: {floors[0]:.0f}, uncached_prompt_tpm: {floors[1]:.0f}, "
+            f"generated_tpm: {floors[2]:.0f}}}"
+        )
+        lines.append(
+            f"  - {{name: {_name(rank)}, spend_tier: {spend_tier(rank)}, users: {users}{limits}}}"
+        )
     lines.append("traffic:")
     for rank, share in enumerate(shares, start=1):
         lines.append(_source(rank, sessions_per_s * share, first=rank == 1))
     return "\n".join(lines) + "\n"
+
+
+def _floors(sessions_per_s: float) -> tuple[float, float, float] | None:
+    """An account's own floors (tokens per minute) when its expected use x LIMIT_HEADROOM
+    passes a default floor; None to keep the defaults."""
+    use_tpm = [sessions_per_s * tokens * 60 for tokens in TOKENS_PER_SESSION]
+    floors = tuple(
+        max(default, LIMIT_HEADROOM * use)
+        for default, use in zip(DEFAULT_FLOORS_TPM, use_tpm, strict=True)
+    )
+    return None if floors == DEFAULT_FLOORS_TPM else (floors[0], floors[1], floors[2])
 
 
 def _name(rank: int) -> str:

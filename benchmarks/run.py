@@ -1,7 +1,8 @@
 """Speed and scale benchmarks (issue "Speed and scale"): runs the reference workloads as whole
 processes and reports against the targets. Exits non-zero only if a run fails, never on timing.
 
-    python benchmarks/run.py              # reference 100,000 requests, fleet-day one hour
+    python benchmarks/run.py              # reference 100,000 requests (without and with rate
+                                          # limits), fleet-day one hour
     python benchmarks/run.py --quick      # under a minute: 10,000 requests, 5 fleet minutes
     python benchmarks/run.py --fleet-day-hours 24
 
@@ -35,6 +36,13 @@ TARGET_REFERENCE_RSS_MIB = 300
 TARGET_FLEET_HOUR_WALL_S = 90
 TARGET_FLEET_RSS_MIB = 2048
 TARGET_COST_RATIO = 25
+TARGET_LIMITS_OVERHEAD = 1.10  # the reference with rate limits, over the reference without
+# Every request through the rate-limit check (request cap, three adaptive buckets, their
+# minute updates) with floors no request reaches: the same records, the check's cost alone.
+UNREACHED_LIMITS = (
+    "rate_limits={limits: {policy: adaptive, prompt_tpm: 1000000000, "
+    "uncached_prompt_tpm: 1000000000, generated_tpm: 1000000000}}"
+)
 
 
 @dataclass
@@ -245,12 +253,20 @@ def main() -> int:
     hours = 5 / 60 if args.quick else args.fleet_day_hours
     try:
         with tempfile.TemporaryDirectory() as tmp:
+            sized = [f"traffic.0.max_requests={requests}"] if args.quick else []
             reference = run_capsim(
                 "reference-vidur",
                 HERE / "reference-vidur.yaml",
-                [f"traffic.0.max_requests={requests}"] if args.quick else [],
+                sized,
                 args.repeat,
                 Path(tmp) / "reference",
+            )
+            limited = run_capsim(
+                "reference + limits",
+                HERE / "reference-vidur.yaml",
+                [*sized, UNREACHED_LIMITS],
+                args.repeat,
+                Path(tmp) / "reference-limits",
             )
             fleet = run_capsim(
                 "fleet-day",
@@ -261,13 +277,20 @@ def main() -> int:
             )
             bare = run_bare_loop(requests, args.repeat)
             check_rows(reference, Path(tmp) / "reference")
+            check_rows(limited, Path(tmp) / "reference-limits")
             check_rows(fleet, Path(tmp) / "fleet-day")
     except RunFailed as failed:
         print(f"benchmark run failed: {failed}", file=sys.stderr)
         return 1
-    runs = [reference, fleet, bare]
+    runs = [reference, limited, fleet, bare]
     print_table(runs, bare)
     notes = target_notes(reference, fleet, hours, bare)
+    ratio = limited.wall_s / reference.wall_s
+    verdict = "met" if ratio <= TARGET_LIMITS_OVERHEAD else "missed"
+    notes.append(
+        f"reference wall s with rate limits over without: {ratio:.3f} "
+        f"(target <= {TARGET_LIMITS_OVERHEAD}) {verdict}"
+    )
     if args.quick:
         notes.append("--quick: start-up weighs more at these sizes; the targets are for full runs")
     for note in notes:
