@@ -51,6 +51,8 @@ class RateLimitCheck:
         buckets = self.buckets.get(key)
         if buckets is None:
             buckets = self.buckets[key] = TokenBuckets(self._policies[request.account], now_s)
+        if now_s >= buckets.period_end_s:
+            buckets.advance(now_s)  # the headers show the limits in force now
         limits = buckets.limit_tpm
         request.limit_prompt_tps = limits[0] * PER_MINUTE
         request.limit_uncached_prompt_tps = limits[1] * PER_MINUTE

@@ -100,10 +100,12 @@ def test_tenfold_step_gets_429s_that_fall_as_the_limit_grows() -> None:
     assert late == 0
 
 
-def _check(**limits: Any) -> RateLimitCheck:
+def _check(output_estimate: str = "none", **limits: Any) -> RateLimitCheck:
+    output = {"dist": "lognormal", "median": 100, "sigma": 0.5, "max": 500}
     scenario = _scenario(
-        [_traffic("t", "a", {"process": "poisson", "rate_per_s": 1})],
+        [_traffic("t", "a", {"process": "poisson", "rate_per_s": 1}, output_tokens=output)],
         [{"name": "a", "limits": {"policy": "fixed", **limits}}],
+        rate_limits={"output_estimate": output_estimate},
     )
     assert scenario.rate_limits is not None
     return RateLimitCheck(scenario, scenario.rate_limits)
@@ -129,6 +131,28 @@ def test_uncached_limit_counts_only_uncached_tokens(cached_share: float) -> None
         statuses.append(request.status)
     refused = statuses.count(STATUS_RATE_LIMITED)
     assert (refused == 0) if cached_share else (refused > 500)
+
+
+def test_output_estimate_reserves_the_output_cap_and_refunds_the_rest() -> None:
+    """With `output_estimate: max_tokens`, admission takes the traffic's output cap (its
+    length law's max, 500) from the generated bucket; the end charges what was generated."""
+    check = _check("max_tokens", prompt_tpm=1e9, uncached_prompt_tpm=1e9, generated_tpm=1200)
+    request = _request(0, 0.0, 10)
+    assert check.admit(request, 0.0) == 0
+    buckets = check.buckets["a", "m"]
+    assert buckets.levels_at(0.0)[2] == 1200 - 500
+    second = _request(1, 0.0, 10)
+    assert check.admit(second, 0.0) == 0
+    third = _request(2, 0.0, 10)
+    assert check.admit(third, 0.0) == 0  # 200 left: not empty
+    assert check.admit(_request(3, 0.0, 10), 0.0) == STATUS_RATE_LIMITED  # -300: empty
+    for done in (request, second, third):
+        done.status = STATUS_OK
+        check.settle(done, 0.0)  # 10 generated each: 490 back each
+    assert buckets.levels_at(0.0)[2] == 1200 - 30
+    without = _check(prompt_tpm=1e9, uncached_prompt_tpm=1e9, generated_tpm=1200)
+    assert without.admit(_request(0, 0.0, 10), 0.0) == 0
+    assert without.buckets["a", "m"].levels_at(0.0)[2] == 1200
 
 
 def test_budget_refuses_from_the_first_request_after_spend_crosses_it_until_the_reset() -> None:
