@@ -60,6 +60,7 @@ def run(
     """Run a scenario and write requests.parquet, timeseries.parquet, cache_hits.parquet,
     summary.json, plots."""
     from sim.experiments.runner import run_scenario
+    from sim.results.provenance import Origin, command_line
     from sim.scenario_loader import load_scenario
 
     seed_override = [] if seed is None else [f"seed={seed}"]  # validated like the file's seed
@@ -80,6 +81,7 @@ def run(
             target,
             plots=not no_plots,
             progress=lambda now, total: progress.update(task, completed=now),
+            origin=Origin(str(scenario_path), (*(overrides or []), *seed_override), command_line()),
         )
     for traffic, lines in report.summary["trace_lines_skipped"].items():
         if lines:
@@ -260,6 +262,24 @@ def validate(
 
 app.command("sweep")(sweep_command)
 app.command("compare")(compare_command)
+
+
+@app.command()
+def report(
+    results: Annotated[
+        list[Path], typer.Argument(help="Results folders: runs, sweeps, compares or plans")
+    ],
+    out_file: Annotated[
+        Path | None,
+        typer.Option("--out", help="The HTML file (default: report.html in the first folder)"),
+    ] = None,
+) -> None:
+    """One self-contained HTML file: the question, command, seeds, tables, every plot and the
+    scenario of each results folder; it opens offline."""
+    from sim.report.html import write_report
+
+    target = write_report(results, out_file or results[0] / "report.html")
+    err.print(f"report: {target}")
 
 
 @app.command()

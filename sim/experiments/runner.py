@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 from sim.engine import ProgressCallback, simulate
 from sim.results.bill import bill
 from sim.results.cache_hits import cache_hits_over_time
+from sim.results.provenance import RUN_INFO, Origin, run_info, write_json
 from sim.results.store import check_replaceable, write_run
 from sim.results.summary import summarize
 from sim.scenario import Scenario
@@ -34,7 +35,10 @@ def run_scenario(
     out_dir: Path,
     plots: bool = True,
     progress: ProgressCallback | None = None,
+    origin: Origin | None = None,
 ) -> RunReport:
+    """Simulate `scenario` and write its folder; `origin` (the file, overrides and command it
+    came from) goes into run.json for the report."""
     check_replaceable(out_dir.resolve())  # before the simulation, not after it
     started = time.perf_counter()
     result = simulate(scenario, progress)
@@ -47,6 +51,7 @@ def run_scenario(
     cache_hits = cache_hits_over_time(result.requests, result.timeseries)
 
     def write_extra(folder: Path) -> None:
+        write_json(folder / RUN_INFO, run_info(scenario, origin, out_dir))
         pq.write_table(result.limits, folder / "limits.parquet")
         pq.write_table(bill(result.requests), folder / "bill.parquet")
         if plots:

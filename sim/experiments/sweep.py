@@ -40,6 +40,7 @@ from sim.engine import Simulation
 from sim.errors import InputError
 from sim.experiments.intervals import interval
 from sim.experiments.runner import run_scenario
+from sim.results.provenance import Origin
 from sim.results.store import check_replaceable, resolved_data
 from sim.scenario import Scenario
 from sim.scenario_loader import load_scenario
@@ -319,7 +320,8 @@ def run_one(spec: RunSpec) -> str:
     """Worker entry point: load, run and write one run; any error is re-raised with its name."""
     try:
         scenario = load_scenario(Path(spec.scenario_path), spec.overrides)
-        run_scenario(scenario, Path(spec.run_dir), plots=spec.plots)
+        origin = Origin(spec.scenario_path, spec.overrides)
+        run_scenario(scenario, Path(spec.run_dir), plots=spec.plots, origin=origin)
     except Exception as error:
         message = f"{type(error).__name__}: {error}"
         raise RunFailed(spec.name, message, traceback.format_exc()) from None

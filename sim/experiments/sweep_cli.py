@@ -74,6 +74,7 @@ def sweep_command(
         parse_seeds,
         run_sweep,
     )
+    from sim.results.provenance import write_command_info
     from sim.scenario_loader import load_scenario
 
     grid = grid or []
@@ -116,6 +117,7 @@ def sweep_command(
                 advance,
                 sets,
             )
+            write_command_info(target)
         except SweepFailed as failed:
             err.print(str(failed), markup=False, highlight=False)
             err.print(failed.failures[0].details, markup=False, highlight=False)

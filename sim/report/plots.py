@@ -65,14 +65,17 @@ def latency_cdf(requests: pa.Table, warmup_s: float) -> Figure:
         ("time to first token (s)", "time per output token (s)", "end-to-end latency (s)"),
         strict=True,
     ):
+        positive = False
         for tier in sorted(set(req["tier"][served])):
             values = req[metric][served & (req["tier"] == tier)]
             values = np.sort(values[~np.isnan(values)])
             if values.size:
                 ax.plot(values, np.arange(1, values.size + 1) / values.size, label=tier)
+                positive |= bool((values > 0).any())
         ax.set_xlabel(label)
         ax.set_ylabel("share of requests (fraction)")
-        ax.set_xscale("log")
+        if positive:  # slot models have no time per output token: all zeros
+            ax.set_xscale("log")
         legend(ax, title="tier")
     fig.suptitle("Latency CDF per tier (after warm-up)")
     return fig

@@ -3,6 +3,8 @@ seeds as a line and its 95% interval over seeds as a band."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pyarrow as pa
 from matplotlib.figure import Figure
@@ -74,3 +76,16 @@ def sweep_metric(table: pa.Table, metric: str, x: str | None = None) -> Figure:
     ax.set_title(f"{metric_label(metric)}: mean of {seeds} seed(s){band}")
     legend(ax)
     return fig
+
+
+def key_metrics(table: pa.Table) -> list[str]:
+    """The metrics a sweep report plots: each model's latency p99s, throughput and cache hits."""
+    models = [
+        n.removesuffix(".all.requests") for n in table.column_names if n.endswith(".all.requests")
+    ]
+    wanted = ("ttft_s.p99", "tpot_s.p99", "e2e_s.p99", "requests_per_s", "cache_hit_ratio")
+    return [
+        f"{model}.all.{name}"
+        for model, name in itertools.product(models, wanted)
+        if f"{model}.all.{name}" in table.column_names
+    ]
