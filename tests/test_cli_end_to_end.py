@@ -56,6 +56,7 @@ def test_run_writes_every_result_and_the_resolved_scenario_reproduces_it(tmp_pat
         "cache_hits.parquet",
         "summary.json",
         "scenario.resolved.yaml",
+        "run.json",
         "plots",
     }
     for plot in ("latency_cdf.png", "latency_load_over_time.png", "kv_cache_over_time.png"):
