@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from sim import __version__
 from sim.errors import InputError
+from sim.report.gateway_plots import gateway_figures
 from sim.report.plots import run_figures
 from sim.report.style import ci95, png_base64
 from sim.report.sweep_plots import grid_columns, key_metrics, sweep_metric
@@ -55,7 +56,7 @@ def render_run(folder: Path) -> Section:
     summary = _json(folder / "summary.json")
     section.question = info.get("question", "")
     section.facts = _run_facts(info)
-    section.tables = [_latency_table(summary), _pools_table(summary)]
+    section.tables = [_latency_table(summary), _pools_table(summary), *_revenue_table(summary)]
     section.figures = _folder_pngs(folder / "plots") or _drawn_run_figures(folder)
     section.scenario_yaml = _text(folder / "scenario.resolved.yaml")
     section.raw = [("summary.json", json.dumps(summary, indent=2))]
@@ -143,12 +144,28 @@ def _pools_table(summary: dict[str, Any]) -> Table:
     return ("Pools (time averages after warm-up)", header, rows)
 
 
+def _revenue_table(summary: dict[str, Any]) -> list[Table]:
+    """What the run billed per account, model and tier (warm-up included), when it has prices."""
+    revenue = summary.get("revenue")
+    if not revenue or not revenue["by_account"]:
+        return []
+    rows = [
+        [r["account"], r["model"], r["tier"], f"{r['served']:,}", f"{r['revenue_usd']:,.4f}"]
+        for r in revenue["by_account"]
+    ]
+    rows.append(["all", "", "", "", f"{revenue['total_usd']:,.4f}"])
+    header = ["account", "model", "tier", "served", "revenue USD"]
+    return [("Revenue (every served attempt, warm-up included)", header, rows)]
+
+
 def _drawn_run_figures(folder: Path) -> list[tuple[str, str]]:
     """A run written with --no-plots: its standard plots, drawn from its tables."""
     warmup_s = float(_json(folder / "summary.json")["warmup_s"])
     requests = pq.read_table(folder / "requests.parquet")
     timeseries = pq.read_table(folder / "timeseries.parquet")
     figures = run_figures(requests, timeseries, warmup_s)
+    if (folder / "limits.parquet").is_file():
+        figures |= gateway_figures(requests, pq.read_table(folder / "limits.parquet"))
     return [(name.replace("_", " "), png_base64(fig)) for name, fig in figures.items()]
 
 
