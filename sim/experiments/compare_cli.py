@@ -59,6 +59,7 @@ def compare_command(
     from sim.experiments.sweep import RunDone, SweepFailed
     from sim.report.compare_plots import compare_figures
     from sim.report.style import save
+    from sim.results.provenance import write_command_info
     from sim.scenario_loader import load_scenario
 
     sets = list(settings or [])
@@ -89,6 +90,7 @@ def compare_command(
             err.print(str(failed), markup=False, highlight=False)
             err.print(failed.failures[0].details, markup=False, highlight=False)
             raise typer.Exit(1) from None
+    write_command_info(target)
     (target / "plots").mkdir(exist_ok=True)
     for name, fig in compare_figures(target, runs, table, base.warmup_s).items():
         save(fig, target / "plots" / f"{name}.png")

@@ -211,7 +211,44 @@ def _sweep_means(table: pa.Table, grid: list[str], metrics: list[str]) -> Table:
     return (caption, [*grid, "seeds", *metrics], rows)
 
 
-# --- compares and plans: their table and the plots they wrote -------------------------------------
+# --- compares ----------------------------------------------------------------------------------
+
+
+def render_compare(folder: Path) -> Section:
+    """compare.parquet (per variant and metric: mean and interval over replications, paired
+    difference from the first variant) as one row per metric, and the plots compare drew."""
+    section = Section(folder, "compare")
+    runs = pq.read_table(folder / "compare_runs.parquet")
+    _experiment_provenance(section, folder, runs)
+    rows = pq.read_table(folder / "compare.parquet").to_pylist()
+    names = list(dict.fromkeys(row["variant"] for row in rows))
+    cells = {(row["variant"], row["metric"]): row for row in rows}
+    header = ["metric", *names, *(f"{name} - {names[0]}" for name in names[1:])]
+    table_rows = []
+    for metric in dict.fromkeys(row["metric"] for row in rows):
+        found = [cells.get((name, metric)) for name in names]
+        means = [_interval(r, "mean", "ci_low", "ci_high") for r in found]
+        diffs = [_interval(r, "diff_mean", "diff_ci_low", "diff_ci_high") for r in found[1:]]
+        table_rows.append([metric, *means, *diffs])
+    replications = max((row["replications"] for row in rows), default=0)
+    caption = (
+        f"Mean [95% interval] over {replications} replications per variant, and the paired "
+        f"difference from {names[0] if names else '-'} [its 95% interval]"
+    )
+    section.tables = [(caption, header, table_rows)]
+    section.figures = _folder_pngs(folder / "plots")
+    section.raw = [("compare_runs.parquet (every run)", _plain_table(runs))]
+    return section
+
+
+def _interval(row: dict[str, Any] | None, mean: str, low: str, high: str) -> str:
+    if row is None:
+        return "-"
+    bounds = f" [{_number(row[low])}, {_number(row[high])}]" if np.isfinite(row[low]) else ""
+    return _number(row[mean]) + bounds
+
+
+# --- plans (and any experiment folder): its table and the plots its command wrote ----------------
 
 
 def render_experiment(kind: str, table_file: str) -> Callable[[Path], Section]:
@@ -231,7 +268,7 @@ def render_experiment(kind: str, table_file: str) -> Callable[[Path], Section]:
 def _experiment_provenance(section: Section, folder: Path, table: pa.Table) -> None:
     """Command and version from command.json; question and scenario from its first run."""
     info = _json(folder / COMMAND_INFO)
-    runs = sorted(p.parent for p in folder.glob(f"*/{RUN_INFO}"))
+    runs = sorted(p.parent for p in folder.rglob(RUN_INFO))
     first = _json(runs[0] / RUN_INFO) if runs else {}
     section.question = first.get("question", "")
     seeds = sorted(set(table["seed"].to_pylist())) if "seed" in table.column_names else []
@@ -242,14 +279,15 @@ def _experiment_provenance(section: Section, folder: Path, table: pa.Table) -> N
         ("seeds", ", ".join(str(s) for s in seeds) or "-"),
     ]
     if runs:
-        section.facts.append(("scenario shown", f"the resolved scenario of {runs[0].name}"))
+        shown = runs[0].relative_to(folder)
+        section.facts.append(("scenario shown", f"the resolved scenario of the run {shown}"))
         section.scenario_yaml = _text(runs[0] / "scenario.resolved.yaml")
 
 
 # --- the page -----------------------------------------------------------------------------------
 
 FOLDER_KINDS: list[tuple[str, Callable[[Path], Section]]] = [  # (marker file, renderer)
-    ("compare.parquet", render_experiment("compare", "compare.parquet")),
+    ("compare.parquet", render_compare),
     ("plan.parquet", render_experiment("plan", "plan.parquet")),
     ("sweep.parquet", render_sweep),
     ("summary.json", render_run),

@@ -19,6 +19,7 @@ from sim.report.html import write_report
 from sim.report.style import new_figure, save
 from sim.results.provenance import scenario_header
 
+REPLICAS = "models.m.pools.p.replicas"
 QUESTION = "Planning question: does a second replica halve the queue?"
 SCENARIO = {
     "name": "tiny",
@@ -105,7 +106,7 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> Path:
     scenario.write_text(f"# {QUESTION}\n#\n#   capsim run tiny.yaml\n" + yaml.safe_dump(SCENARIO))
     done = _capsim("run", "tiny.yaml", "--out", "run", "--seed", "5", "-q", cwd=root)
     assert done.returncode == 0, done.stderr
-    grid = "models.m.pools.p.replicas=1,2"
+    grid = f"{REPLICAS}=1,2"
     done = _capsim("sweep", "tiny.yaml", "--grid", grid, "--seeds", "0-1", "--out", "sweep",
                    "--workers", "1", "-q", cwd=root)  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -161,19 +162,32 @@ def test_one_report_for_a_sweep_and_a_run_without_plots(folders: Path, tmp_path:
     assert len(_images(page)) >= 5
 
 
-def test_a_compare_or_plan_folder_shows_its_table_and_plots(tmp_path: Path) -> None:
-    folder = tmp_path / "cmp"
-    folder.mkdir()
-    pq.write_table(
-        pa.table({"variant": ["a", "b"], "ttft_p99_s": [0.5, 0.4]}), folder / "compare.parquet"
-    )
-    fig, ax = new_figure()
-    ax.plot([0, 1], [0, 1])
-    save(fig, folder / "ttft.png")
-    out = write_report([folder], tmp_path / "cmp.html")
+def test_a_compare_report_has_a_row_per_metric_with_intervals(folders: Path) -> None:
+    compare = {**SCENARIO, "replications": 2, "variants": {"one": {}, "two": {REPLICAS: 2}}}
+    (folders / "compare.yaml").write_text(f"# {QUESTION}\n" + yaml.safe_dump(compare))
+    done = _capsim("compare", "compare.yaml", "--out", "cmp", "--workers", "1", "-q", cwd=folders)
+    assert done.returncode == 0, done.stderr
+    out = write_report([folders / "cmp"], folders / "cmp.html")
     page = _parse(out)
     _assert_self_contained(page)
-    assert "ttft_p99_s" in "".join(page.text) and len(_images(page)) == 1
+    text = "".join(page.text)
+    assert QUESTION in text and "capsim compare compare.yaml --out cmp" in text
+    assert "paired difference from one" in text and "two - one" in text
+    assert "m.all.ttft_s.p99" in text
+    assert len(_images(page)) == len(list((folders / "cmp" / "plots").glob("*.png"))) >= 1
+
+
+def test_a_plan_folder_shows_its_table_and_plots(tmp_path: Path) -> None:
+    folder = tmp_path / "plan"
+    folder.mkdir()
+    table = pa.table({"rate_per_s": [4.0, 8.0], "replicas.m.p": [1, 2]})
+    pq.write_table(table, folder / "plan.parquet")
+    fig, ax = new_figure()
+    ax.plot([4, 8], [1, 2])
+    save(fig, folder / "capacity.png")
+    page = _parse(write_report([folder], tmp_path / "plan.html"))
+    _assert_self_contained(page)
+    assert "replicas.m.p" in "".join(page.text) and len(_images(page)) == 1
 
 
 def test_what_is_not_a_results_folder_is_refused(tmp_path: Path) -> None:
