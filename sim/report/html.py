@@ -1,5 +1,5 @@
-"""`capsim report`: one self-contained HTML file for results folders (runs, sweeps, compares,
-plans): the question, the command, version and seeds, key tables, every plot as an inline PNG
+"""`capsim report`: one self-contained HTML file for results folders (runs, sweeps, compares):
+the question, the command, version and seeds, key tables, every plot as an inline PNG
 and the scenario. It references no other file and no URL, so it opens offline and travels as
 one attachment.
 
@@ -248,23 +248,6 @@ def _interval(row: dict[str, Any] | None, mean: str, low: str, high: str) -> str
     return _number(row[mean]) + bounds
 
 
-# --- plans (and any experiment folder): its table and the plots its command wrote ----------------
-
-
-def render_experiment(kind: str, table_file: str) -> Callable[[Path], Section]:
-    """A folder holding `table_file` and the PNG plots its command wrote."""
-
-    def render(folder: Path) -> Section:
-        section = Section(folder, kind)
-        table = pq.read_table(folder / table_file)
-        _experiment_provenance(section, folder, table)
-        section.tables = [(table_file, table.column_names, _cells(table))]
-        section.figures = _folder_pngs(folder) + _folder_pngs(folder / "plots")
-        return section
-
-    return render
-
-
 def _experiment_provenance(section: Section, folder: Path, table: pa.Table) -> None:
     """Command and version from command.json; question and scenario from its first run."""
     info = _json(folder / COMMAND_INFO)
@@ -288,7 +271,6 @@ def _experiment_provenance(section: Section, folder: Path, table: pa.Table) -> N
 
 FOLDER_KINDS: list[tuple[str, Callable[[Path], Section]]] = [  # (marker file, renderer)
     ("compare.parquet", render_compare),
-    ("plan.parquet", render_experiment("plan", "plan.parquet")),
     ("sweep.parquet", render_sweep),
     ("summary.json", render_run),
 ]

@@ -9,14 +9,11 @@ import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import yaml
 
 from sim.errors import InputError
 from sim.report.html import write_report
-from sim.report.style import new_figure, save
 from sim.results.provenance import scenario_header
 
 REPLICAS = "models.m.pools.p.replicas"
@@ -175,19 +172,6 @@ def test_a_compare_report_has_a_row_per_metric_with_intervals(folders: Path) -> 
     assert "paired difference from one" in text and "two - one" in text
     assert "m.all.ttft_s.p99" in text
     assert len(_images(page)) == len(list((folders / "cmp" / "plots").glob("*.png"))) >= 1
-
-
-def test_a_plan_folder_shows_its_table_and_plots(tmp_path: Path) -> None:
-    folder = tmp_path / "plan"
-    folder.mkdir()
-    table = pa.table({"rate_per_s": [4.0, 8.0], "replicas.m.p": [1, 2]})
-    pq.write_table(table, folder / "plan.parquet")
-    fig, ax = new_figure()
-    ax.plot([4, 8], [1, 2])
-    save(fig, folder / "capacity.png")
-    page = _parse(write_report([folder], tmp_path / "plan.html"))
-    _assert_self_contained(page)
-    assert "replicas.m.p" in "".join(page.text) and len(_images(page)) == 1
 
 
 def test_what_is_not_a_results_folder_is_refused(tmp_path: Path) -> None:
