@@ -245,11 +245,15 @@ def validate(
 ) -> None:
     """Check scenarios: exit 0 if all are valid, else print every error and exit 2."""
     from sim.scenario_loader import load_scenario
+    from sim.workload.traces import replayed_trace
 
     failed = False
     for path in scenario_path:
         try:
-            load_scenario(path)
+            scenario = load_scenario(path)
+            for traffic in scenario.traffic:  # read as `run` reads them: the same errors
+                if traffic.trace is not None:
+                    replayed_trace(traffic.trace, scenario.duration_s, traffic.max_requests)
             out.print(f"{path}: ok")
         except InputError as error:
             print(error, file=sys.stderr)

@@ -67,6 +67,7 @@ class Simulation:
         self.recorder = RequestRecorder()
         self._ids = itertools.count()
         self.gateway = Gateway(self.env, self.recorder.record)
+        self._users = {account.name: account.users for account in scenario.accounts}
         self.pools: list[ReplicaPool] = []
         for model_id, model in scenario.models.items():
             for pool_name, pool in model.pools.items():
@@ -115,7 +116,7 @@ class Simulation:
             seed=scenario.seed,
             duration_s=scenario.duration_s,
             block_size=next(iter(model.pools.values())).block_size,
-            users=next(a.users for a in scenario.accounts if a.name == traffic.account),
+            users=self._users[traffic.account],
             tier_override="fast" if model.fast else None,
             next_id=self._next_id,
             submit=self.gateway.submit,

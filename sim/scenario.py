@@ -6,6 +6,7 @@ Every number PLATFORM.md marks as a default is a field here with that default. L
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ class Model(StrictModel):
     fast: bool = Field(
         False, description="A Fast variant (its own pool and limits); its requests have tier fast"
     )
-    pools: dict[str, Pool] = Field(min_length=1, description="Pools by name")
+    pools: dict[str, Pool] = Field(min_length=1, max_length=10_000, description="Pools by name")
     routing: RoutingConfig = Field(
         default_factory=lambda: LeastLoadedConfig(policy="least_loaded"),
         description="Replica choice within a pool",
@@ -58,7 +59,10 @@ class Account(StrictModel):
     name: str = Field(min_length=1, description="Account (API key) name")
     spend_tier: SpendTier = Field(1, description="Spend tier: 1, 2, 3, 4 or unlimited")
     users: int = Field(
-        1, ge=1, description="End users behind the key (distinct `user` fields for affinity)"
+        1,
+        ge=1,
+        le=10**9,
+        description="End users behind the key (distinct `user` fields for affinity)",
     )
     limits: LimitsConfig | None = Field(
         None, description="Limit policy of this account (null: its spend tier's)"
@@ -78,7 +82,10 @@ class Scenario(StrictModel):
     name: str = Field(min_length=1, description="Scenario name (default results folder name)")
     description: str = Field("", description="What question the scenario answers")
     seed: int = Field(
-        0, ge=0, description="Root seed: the same scenario and seed give identical results"
+        0,
+        ge=0,
+        le=2**63 - 1,
+        description="Root seed: the same scenario and seed give identical results",
     )
     duration_s: Seconds = Field(
         gt=0, description="Simulated seconds of arrivals, s (or '30m', '2h')"
@@ -96,9 +103,13 @@ class Scenario(StrictModel):
     step_by_step: bool = Field(
         False, description="Run every iteration as an event (the exactness reference; slow)"
     )
-    models: dict[str, Model] = Field(min_length=1, description="Served models by model id")
-    accounts: list[Account] = Field(min_length=1, description="Accounts (API keys)")
-    traffic: list[Traffic] = Field(min_length=1, description="Traffic sources")
+    models: dict[str, Model] = Field(
+        min_length=1, max_length=10_000, description="Served models by model id"
+    )
+    accounts: list[Account] = Field(
+        min_length=1, max_length=1_000_000, description="Accounts (API keys)"
+    )
+    traffic: list[Traffic] = Field(min_length=1, max_length=100_000, description="Traffic sources")
     retry: RetryConfig = Field(
         default_factory=RetryConfig,
         description="How clients retry 429 and 503, for sources without their own `retry`",
@@ -156,19 +167,21 @@ def cross_reference_errors(scenario: Scenario) -> list[tuple[tuple[Any, ...], st
     from sim.perf.catalog import architecture_names, gpu_names
 
     errors: list[tuple[tuple[Any, ...], str]] = []
-    accounts = [a.name for a in scenario.accounts]
-    for i, account in enumerate(accounts):
-        if account in accounts[:i]:
+    accounts: dict[str, int] = {}
+    for i, account in enumerate(a.name for a in scenario.accounts):
+        if account in accounts:
             errors.append((("accounts", i, "name"), f"duplicate account name {account!r}"))
+        accounts.setdefault(account, i)
         if scenario.rate_limits is None and scenario.accounts[i].limits is not None:
             errors.append((("accounts", i, "limits"), _NO_RATE_LIMITS))
     for spend_tier, tier_config in scenario.spend_tiers.items():
         if scenario.rate_limits is None and tier_config.limits is not None:
             errors.append((("spend_tiers", spend_tier, "limits"), _NO_RATE_LIMITS))
-    names = [t.name for t in scenario.traffic]
+    names: set[str] = set()
     for i, source in enumerate(scenario.traffic):
-        if source.name in names[:i]:
+        if source.name in names:
             errors.append((("traffic", i, "name"), f"duplicate traffic name {source.name!r}"))
+        names.add(source.name)
         if source.account not in accounts:
             errors.append(
                 (
@@ -284,4 +297,6 @@ def _memory_problem(architecture: str, pool: Pool) -> str | None:
 
 
 def _one_of(names: Any) -> str:
-    return "allowed: " + ", ".join(repr(n) for n in names)
+    shown = [repr(n) for n in itertools.islice(names, 20)]
+    more = len(names) - len(shown)
+    return "allowed: " + ", ".join(shown) + (f" and {more:,} more" if more > 0 else "")

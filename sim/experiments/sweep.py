@@ -18,6 +18,7 @@ a shared filesystem).
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import itertools
 import json
@@ -158,19 +159,28 @@ def expand_grid(grid: list[str]) -> list[dict[str, str]]:
     ]
 
 
+MAX_SEEDS = 100_000
+
+
 def parse_seeds(text: str) -> list[int]:
     """Seeds from `1,2,3` or inclusive ranges `0-9` (mixable: `0-3,10`), in the given order."""
     seeds: list[int] = []
     for piece in text.split(","):
         low, dash, high = piece.strip().partition("-")
         try:
-            span = range(int(low), int(high) + 1) if dash else [int(low)]
+            span = range(int(low), int(high) + 1) if dash else range(int(low), int(low) + 1)
         except ValueError:
             raise InputError(f"--seeds {text!r}: expected seeds like 1,2,3 or 0-9") from None
         if dash and not span:
             raise InputError(f"--seeds {text!r}: empty range {piece.strip()!r}")
+        if len(seeds) + len(span) > MAX_SEEDS:
+            raise InputError(
+                f"--seeds {text!r}: {len(seeds) + len(span):,} seeds or more, at most "
+                f"{MAX_SEEDS:,} (each is a whole run)"
+            )
         seeds.extend(span)
-    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    counts = collections.Counter(seeds)
+    repeated = sorted(s for s, n in counts.items() if n > 1)
     if repeated:
         raise InputError(f"--seeds {text!r}: repeated seed(s) {repeated}")
     return seeds

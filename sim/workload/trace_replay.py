@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from sim.clock import call_later
 from sim.workload.chains import trace_runs
 from sim.workload.config import Traffic
 from sim.workload.source import SourceContext, TierDraw, user_key
-from sim.workload.traces import load_trace
+from sim.workload.traces import replayed_trace
 
 
 class TraceSource:
@@ -21,9 +19,7 @@ class TraceSource:
         self.block_size = context.block_size
         self._context = context
         self._client = context.client(traffic)
-        trace = load_trace(Path(traffic.trace.path), traffic.trace)
-        if traffic.trace.loop:
-            trace = trace.repeated_until(context.duration_s)
+        trace = replayed_trace(traffic.trace, context.duration_s, traffic.max_requests)
         count = int(np.searchsorted(trace.arrival_s, context.duration_s, side="left"))
         if traffic.max_requests is not None:
             count = min(count, traffic.max_requests)
