@@ -27,6 +27,7 @@ from sim.perf.config import RooflinePerf
 from sim.replica.config import Pool
 from sim.routing import RoutingConfig
 from sim.routing.least_loaded import LeastLoadedConfig
+from sim.routing.weighted_scorer import WeightedScorerConfig
 from sim.units import NonNegativeSeconds, PositiveSeconds, Seconds
 from sim.workload.config import Traffic
 from sim.workload.retry import RetryConfig
@@ -230,6 +231,7 @@ def cross_reference_errors(scenario: Scenario) -> list[tuple[tuple[Any, ...], st
                     f"all pools of a model share one block_size, got {sorted(block_sizes)}",
                 )
             )
+        errors += _slot_model_problems(model_id, model)
         for pool_name, pool in model.pools.items():
             if pool.gpu not in gpu_names():
                 errors.append(
@@ -278,6 +280,57 @@ def _migration_errors(
 
 
 _NO_RATE_LIMITS = "limits apply only with a rate_limits section (rate_limits: {} for the defaults)"
+
+
+# Settings a slot model (perf model fixed or exponential) cannot honour: a request holds one of
+# max_num_seqs slots for a drawn service time, with no GPU memory, blocks or iterations. Slot
+# models exist to check the queueing core against closed-form theory (M/D/c, M/M/c); giving them
+# a prefix cache would make service depend on cache state and break that correspondence, so these
+# settings are refused rather than emulated.
+_SLOT_MODEL_CANNOT = {
+    "kv_capacity_tokens": "has no KV memory",
+    "block_size": "has no KV blocks",
+    "memory_utilization": "has no GPU memory",
+    "max_batched_tokens": "runs no iterations with a token budget",
+    "prefix_caching": "has no prefix cache",
+}
+
+
+def _slot_model_problems(model_id: str, model: Model) -> list[tuple[tuple[Any, ...], str]]:
+    """Settings given for a slot-model pool, or a cache-aware router over one, that the slot
+    model cannot honour."""
+    errors: list[tuple[tuple[Any, ...], str]] = []
+    slot_pools = [name for name, pool in model.pools.items() if pool.slot_model]
+    for name in slot_pools:
+        pool = model.pools[name]
+        for field in sorted(pool.model_fields_set & _SLOT_MODEL_CANNOT.keys()):
+            if field == "prefix_caching" and not pool.prefix_caching:
+                continue  # off is what a slot model does
+            errors.append(
+                (
+                    ("models", model_id, "pools", name, field),
+                    f"perf model {pool.perf.model} {_SLOT_MODEL_CANNOT[field]} (a request holds "
+                    "one of max_num_seqs slots for its service time), so it cannot honour "
+                    f"{field}: remove it, or use perf model roofline",
+                )
+            )
+    routing = model.routing
+    prefix_scoring = routing.policy == "cache_aware" or (
+        isinstance(routing, WeightedScorerConfig)
+        and (routing.weights.prefix > 0 or routing.weights.kv > 0)
+    )
+    if slot_pools and prefix_scoring:
+        pool = model.pools[slot_pools[0]]
+        what = "routes on" if routing.policy == "cache_aware" else "scores prefixes and KV use of"
+        errors.append(
+            (
+                ("models", model_id, "routing", "policy"),
+                f"{routing.policy} {what} replicas' caches, which pool {slot_pools[0]!r} (perf "
+                f"model {pool.perf.model}) does not have: use another policy (or, for "
+                "weighted_scorer, weights prefix: 0 and kv: 0), or perf model roofline",
+            )
+        )
+    return errors
 
 
 def _memory_problem(architecture: str, pool: Pool) -> str | None:
