@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -239,3 +241,22 @@ def test_a_looped_trace_spanning_a_femtosecond_is_refused(tmp_path: Path) -> Non
     with pytest.raises(InputError, match=r"replays about 1\.8e\+18 requests"):
         replayed_trace(config, 1800.0, None)
     assert len(replayed_trace(config, 1800.0, 7)) == 7  # max_requests bounds the copies
+
+
+def test_validate_reads_traces_as_run_does(tmp_path: Path) -> None:
+    trace = _trace_file(tmp_path, '{"timestamp": 2, "input_length": "many"}')
+    scenario = tmp_path / "s.yaml"
+    text = GOOD.replace(ARRIVALS, "").replace("      process: profile\n", "")
+    text = text.replace("    arrivals:\n", f"    trace: {{path: {trace.name}, format: mooncake}}\n")
+    text = text.replace(f"    {PROMPT}\n", "").replace(
+        "    output_tokens: {dist: lognormal, median: 200, sigma: 0.6, max: 4096}\n", ""
+    )
+    scenario.write_text(text)
+    done = subprocess.run(
+        [sys.executable, "-m", "sim", "validate", str(scenario)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"{trace}:2: output_length: is missing" in done.stderr

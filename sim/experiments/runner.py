@@ -39,7 +39,13 @@ def run_scenario(
     started = time.perf_counter()
     result = simulate(scenario, progress)
     simulate_s = time.perf_counter() - started
-    summary = summarize(result.requests, result.timeseries, scenario.warmup_s, scenario.duration_s)
+    summary = summarize(
+        result.requests,
+        result.timeseries,
+        scenario.warmup_s,
+        scenario.duration_s,
+        result.arrivals_end_s,
+    )
     summary["trace_lines_skipped"] = result.trace_lines_skipped
     summary["sessions"] = result.sessions
     summary["warnings"] = result.warnings

@@ -36,6 +36,12 @@ class TraceSource:
         self._outputs = trace.output_tokens[:count].tolist()
         self._i = 0
         self.sent = 0
+        # Arrivals stop early when max_requests cuts the trace, or when the whole (unlooped)
+        # trace is replayed before duration_s.
+        self._ends_early = count == traffic.max_requests or (
+            not traffic.trace.loop and count == len(trace)
+        )
+        self.stopped_s: float | None = None
 
     def start(self) -> None:
         self._schedule_next()
@@ -48,6 +54,8 @@ class TraceSource:
         i = self._i
         self._i += 1
         self.sent += 1
+        if self._i == self.count and self._ends_early:
+            self.stopped_s = self.env.now
         traffic, trace = self.traffic, self.trace
         runs = None
         if trace.block_ids is not None and trace.block_size is not None:
