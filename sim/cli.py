@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import gc
 import json
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -29,14 +30,22 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 def main() -> None:
-    # A command runs once and exits: the cyclic collector would only rescan the many objects
-    # that imports and a run create, none of them garbage (the engine keeps no cycles).
-    gc.disable()
+    interrupt_on_sigterm()
     try:
         app()
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)  # unwrapped: scripts and editors parse it
         sys.exit(error.exit_code)
+
+
+def interrupt_on_sigterm() -> None:
+    """SIGTERM (a kill, a job scheduler's stop) ends a command as Ctrl-C does: temporary
+    folders are removed and sweep workers stopped, instead of dying mid-write."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 @app.command()
@@ -60,11 +69,12 @@ def run(
     """Run a scenario and write requests.parquet, timeseries.parquet, cache_hits.parquet,
     summary.json, plots."""
     from sim.experiments.runner import run_scenario
+    from sim.results.store import folder_name
     from sim.scenario_loader import load_scenario
 
     seed_override = [] if seed is None else [f"seed={seed}"]  # validated like the file's seed
     scenario = load_scenario(scenario_path, [*(overrides or []), *seed_override])
-    target = out_dir or Path("results") / scenario.name
+    target = out_dir or Path("results") / folder_name(scenario.name)
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

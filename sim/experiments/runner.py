@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 from sim.engine import ProgressCallback, simulate
 from sim.results.bill import bill
 from sim.results.cache_hits import cache_hits_over_time
-from sim.results.store import check_replaceable, write_run
+from sim.results.store import RunFolder, write_run
 from sim.results.summary import summarize
 from sim.scenario import Scenario
 
@@ -35,7 +35,20 @@ def run_scenario(
     plots: bool = True,
     progress: ProgressCallback | None = None,
 ) -> RunReport:
-    check_replaceable(out_dir.resolve())  # before the simulation, not after it
+    folder = RunFolder(out_dir)  # before the simulation: an unwritable target is found now
+    try:
+        return _run(scenario, folder, plots, progress)
+    except BaseException:
+        folder.discard()
+        raise
+
+
+def _run(
+    scenario: Scenario,
+    folder: RunFolder,
+    plots: bool,
+    progress: ProgressCallback | None,
+) -> RunReport:
     started = time.perf_counter()
     result = simulate(scenario, progress)
     simulate_s = time.perf_counter() - started
@@ -71,7 +84,7 @@ def run_scenario(
                 save(fig, folder / "plots" / f"{name}.png")
 
     written = write_run(
-        out_dir, scenario, result.requests, result.timeseries, cache_hits, summary, write_extra
+        folder, scenario, result.requests, result.timeseries, cache_hits, summary, write_extra
     )
     return RunReport(
         written,

@@ -24,6 +24,8 @@ import itertools
 import json
 import os
 import re
+import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -382,15 +384,41 @@ def _in_process(specs: list[RunSpec]) -> Iterator[Outcome]:
 
 def _on_processes(specs: list[RunSpec], workers: int) -> Iterator[Outcome]:
     # spawn: a fresh interpreter per worker, safe beside the parent's threads (progress bars).
-    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=get_context("spawn"),
+        initializer=_end_with_parent,
+        initargs=(os.getpid(),),
+    )
     try:
         pending: dict[Future[str], RunSpec] = {pool.submit(run_one, s): s for s in specs}
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
                 yield _outcome(pending.pop(future), future)
+    except BaseException:
+        # Interrupted (Ctrl-C, SIGTERM): stop the runs in flight too, not only the queued ones.
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()  # the worker's SIGTERM handler removes its temporary folder
+        raise
     finally:
         pool.shutdown(cancel_futures=True)  # on an interrupt, queued runs never start
+
+
+def _end_with_parent(parent_pid: int) -> None:
+    """In a worker: SIGTERM ends a run as Ctrl-C does (its temporary folder removed), and the
+    worker exits when its parent is gone (killed, even by SIGKILL) instead of living on as an
+    orphan holding its memory."""
+    from sim.cli import interrupt_on_sigterm
+
+    interrupt_on_sigterm()
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="end-with-parent", daemon=True).start()
 
 
 def _on_dask(specs: list[RunSpec], scheduler: str) -> Iterator[Outcome]:
