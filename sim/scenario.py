@@ -304,8 +304,11 @@ def _slot_model_problems(model_id: str, model: Model) -> list[tuple[tuple[Any, .
     for name in slot_pools:
         pool = model.pools[name]
         for field in sorted(pool.model_fields_set & _SLOT_MODEL_CANNOT.keys()):
-            if field == "prefix_caching" and not pool.prefix_caching:
-                continue  # off is what a slot model does
+            if field == "prefix_caching":
+                if not pool.prefix_caching:
+                    continue  # off is what a slot model does
+            elif getattr(pool, field) == Pool.model_fields[field].default:
+                continue  # the default, as a copied scenario states it, asks for nothing
             errors.append(
                 (
                     ("models", model_id, "pools", name, field),

@@ -16,8 +16,34 @@ from sim.experiments.sweep import parse_seeds
 from sim.scenario_loader import load_scenario, parse_scenario
 from sim.workload.traces import TraceConfig, load_trace, replayed_trace
 
-ROOT = Path(__file__).resolve().parents[1]
-GOOD = (ROOT / "scenarios" / "quickstart.yaml").read_text()
+GOOD = """\
+name: quickstart
+seed: 42
+duration_s: 30m
+warmup_s: 2m
+models:
+  llama-8b:
+    architecture: llama-3.1-8b
+    pools:
+      standard:
+        gpu: h100
+        replicas: 4
+        perf: {model: roofline}
+    routing: {policy: least_loaded}
+accounts:
+  - {name: acme, spend_tier: 2}
+traffic:
+  - name: chat
+    account: acme
+    model: llama-8b
+    arrivals:
+      process: profile
+      interpolation: linear
+      points: [[0, 10], [30m, 110]]
+    prompt_tokens: {dist: lognormal, median: 1000, sigma: 0.8, max: 32000}
+    output_tokens: {dist: lognormal, median: 200, sigma: 0.6, max: 4096}
+    tier_mix: {standard: 0.9, priority: 0.1}
+"""
 PROMPT = "prompt_tokens: {dist: lognormal, median: 1000, sigma: 0.8, max: 32000}"
 ARRIVALS = "      interpolation: linear\n      points: [[0, 10], [30m, 110]]\n"
 

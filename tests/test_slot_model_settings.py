@@ -72,6 +72,7 @@ def test_cache_aware_routing_over_a_slot_model_is_refused(routing: dict[str, Any
 
 def test_what_a_slot_model_does_is_accepted() -> None:
     parse_scenario(_text({"prefix_caching": False, "max_num_seqs": 4}), "x.yaml")
+    parse_scenario(_text({"block_size": 16, "max_batched_tokens": 8192}), "x.yaml")  # defaults
     routing = {"policy": "weighted_scorer", "weights": {"prefix": 0, "kv": 0}}
     parse_scenario(_text({}, routing), "x.yaml")
     parse_scenario(_text({}, {"policy": "least_loaded"}), "x.yaml")
