@@ -20,6 +20,7 @@ from sim.experiments.sweep import (
     run_sweep,
     split_values,
 )
+from sim.results.store import RunFolder
 
 TINY = {
     "name": "tiny",
@@ -177,13 +178,20 @@ def test_a_world_that_cannot_be_built_fails_before_any_run(scenario: Path, tmp_p
         run_sweep(scenario, grid, [0], out, workers=1)
 
 
-def test_a_failing_run_is_reported_by_name(scenario: Path, tmp_path: Path) -> None:
+def test_a_failing_run_is_reported_by_name(
+    scenario: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "sweep"
-    # An unfinished run folder that cannot be moved aside: a file holds the name it goes to.
-    (out / "replicas=1,seed=0").mkdir(parents=True)
-    (out / ".replicas=1,seed=0.old").write_text("in the way")
+    commit = RunFolder.commit
+
+    def full_disk_for_one(folder: RunFolder) -> Path:
+        if folder.out_dir.name == "replicas=1,seed=0":
+            raise OSError(28, "No space left on device")
+        return commit(folder)
+
+    monkeypatch.setattr(RunFolder, "commit", full_disk_for_one)  # in process: workers=1
     with pytest.raises(SweepFailed) as failed:
-        run_sweep(scenario, ["models.m.pools.p.replicas=1,2"], [0], out, workers=2)
+        run_sweep(scenario, ["models.m.pools.p.replicas=1,2"], [0], out, workers=1)
     assert [f.name for f in failed.value.failures] == ["replicas=1,seed=0"]
     assert "run replicas=1,seed=0: " in str(failed.value)
     assert (out / "replicas=2,seed=0" / "summary.json").is_file()
