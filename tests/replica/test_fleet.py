@@ -310,3 +310,22 @@ def test_migrate_to_needs_a_retiring_model() -> None:
     assert errors == [
         (("traffic", 1, "migrate_to"), "model 'old' has no retire_at_s: nothing to migrate from")
     ]
+
+
+def test_the_autoscaling_rule_is_the_proportional_one_with_a_tolerance() -> None:
+    from sim.replica.autoscaling import AUTOSCALERS
+    from sim.replica.autoscaling.base import FleetSignals
+
+    policy_class = AUTOSCALERS["utilisation"]
+    config = policy_class.Config.model_validate(
+        {"policy": "utilisation", "target": 0.5, "max_replicas": 10}
+    )
+    policy = policy_class(config)
+
+    def wanted(serving: int, utilisation: float) -> int:
+        return policy.wanted(FleetSignals(serving, utilisation, 0.0, 0.0))
+
+    assert wanted(4, 0.54) == 4  # within 10% of the target: no change
+    assert wanted(4, 0.9) == 8  # ceil(4 x 0.9 / 0.5) = ceil(7.2)
+    assert wanted(4, 0.2) == 2  # ceil(1.6)
+    assert wanted(3, 0.0) == 0  # the pool clamps to min_replicas
