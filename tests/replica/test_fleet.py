@@ -116,6 +116,13 @@ def test_a_failed_replica_answers_503_for_all_it_held_and_gets_nothing_until_it_
     routed = arrival[replica == 2]
     assert not ((routed >= 100.0) & (routed < 100.0 + RESTART_S)).any()
     assert ((replica == 2) & (arrival >= 100.0 + RESTART_S)).any()
+    # Every lost attempt is retried by its client (after a backoff) and the retry is served.
+    attempt, logical = _columns(result.requests, "attempt", "logical_id")
+    retried = {
+        (int(lid), int(n)) for lid, n, ok in zip(logical, attempt, status == 200, strict=True) if ok
+    }
+    for lid, n in zip(logical[lost], attempt[lost], strict=True):
+        assert (int(lid), int(n) + 1) in retried
 
 
 def test_failures_are_drawn_per_replica_and_leave_the_workload_alone() -> None:
