@@ -151,6 +151,9 @@ def _apply_override(data: dict[str, Any], override: str) -> None:
     parts = path.split(".")
     for i, part in enumerate(parts):
         key: Any = int(part) if isinstance(node, list) and part.isdigit() else part
+        if isinstance(node, list) and isinstance(key, str):  # a list item by its name
+            names = [item.get("name") if isinstance(item, dict) else None for item in node]
+            key = names.index(key) if key in names else key
         last = i == len(parts) - 1
         if isinstance(node, list) and isinstance(key, int) and key < len(node):
             if last:

@@ -201,10 +201,16 @@ def column_names(paths: list[str]) -> dict[str, str]:
 def run_name(point: dict[str, str], columns: dict[str, str], seed: int) -> str:
     """A readable, filesystem-safe folder name; unsafe or long names get a short hash suffix."""
     raw = ",".join([*(f"{columns[p]}={v}" for p, v in point.items()), f"seed={seed}"])
+    return safe_name(raw, repr((sorted(point.items()), seed)))
+
+
+def safe_name(raw: str, identity: str | None = None) -> str:
+    """`raw` if it is a safe, short folder name; else cut, made safe, with a hash suffix of
+    `identity` (default `raw`)."""
     safe = _SAFE.sub("_", raw)
     if safe == raw and len(raw) <= MAX_RUN_NAME_CHARS:
         return raw
-    digest = hashlib.sha1(repr((sorted(point.items()), seed)).encode()).hexdigest()[:8]
+    digest = hashlib.sha1((identity or raw).encode()).hexdigest()[:8]
     return f"{safe[: MAX_RUN_NAME_CHARS - 9]}~{digest}"
 
 
@@ -503,9 +509,10 @@ def _run_metrics(run_dir: Path) -> dict[str, float | int]:
 def summary_metrics(summary: dict[str, Any]) -> dict[str, float | int]:
     """Key metrics of one run, flat: `<model>.<tier or all>.<metric>`, `pools.<model>.<pool>.*`."""
     metrics: dict[str, float | int] = {}
+    window_s = summary["measured_window_s"]
     for model, data in summary["models"].items():
         for tier, group in {"all": data["all"], **data["tiers"]}.items():
-            for name, value in _group_metrics(group).items():
+            for name, value in _group_metrics(group, window_s).items():
                 metrics[f"{model}.{tier}.{name}"] = value
     for pool in summary["pools"]:
         prefix = f"pools.{pool['model']}.{pool['pool']}"
@@ -515,11 +522,14 @@ def summary_metrics(summary: dict[str, Any]) -> dict[str, float | int]:
     return metrics
 
 
-def _group_metrics(group: dict[str, Any]) -> dict[str, float | int]:
+def _group_metrics(group: dict[str, Any], window_s: float) -> dict[str, float | int]:
+    throughput = group["throughput"]
     metrics: dict[str, float | int] = {
         "requests": group["requests"],
         "served": group["by_status"].get("200", 0),
-        "requests_per_s": group["throughput"]["requests_per_s"],
+        "requests_per_s": throughput["requests_per_s"],
+        "tokens_per_s": throughput["prompt_tokens_per_s"] + throughput["completion_tokens_per_s"],
+        "revenue_usd_per_s": group.get("revenue_usd", 0.0) / window_s,
     }
     for latency in _LATENCY_COLUMNS:
         stats = group[latency]
