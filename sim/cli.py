@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import gc
 import json
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -15,6 +16,7 @@ from rich.table import Table
 
 from sim.errors import InputError
 from sim.experiments.compare_cli import compare_command
+from sim.experiments.plan_cli import plan_command
 from sim.experiments.sweep_cli import sweep_command
 from sim.status import RETRYABLE, STATUS_OK
 
@@ -29,14 +31,22 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 def main() -> None:
-    # A command runs once and exits: the cyclic collector would only rescan the many objects
-    # that imports and a run create, none of them garbage (the engine keeps no cycles).
-    gc.disable()
+    interrupt_on_sigterm()
     try:
         app()
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)  # unwrapped: scripts and editors parse it
         sys.exit(error.exit_code)
+
+
+def interrupt_on_sigterm() -> None:
+    """SIGTERM (a kill, a job scheduler's stop) ends a command as Ctrl-C does: temporary
+    folders are removed and sweep workers stopped, instead of dying mid-write."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 @app.command()
@@ -61,11 +71,12 @@ def run(
     summary.json, plots."""
     from sim.experiments.runner import run_scenario
     from sim.results.provenance import Origin, command_line
+    from sim.results.store import folder_name
     from sim.scenario_loader import load_scenario
 
     seed_override = [] if seed is None else [f"seed={seed}"]  # validated like the file's seed
     scenario = load_scenario(scenario_path, [*(overrides or []), *seed_override])
-    target = out_dir or Path("results") / scenario.name
+    target = out_dir or Path("results") / folder_name(scenario.name)
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -247,11 +258,15 @@ def validate(
 ) -> None:
     """Check scenarios: exit 0 if all are valid, else print every error and exit 2."""
     from sim.scenario_loader import load_scenario
+    from sim.workload.traces import replayed_trace
 
     failed = False
     for path in scenario_path:
         try:
-            load_scenario(path)
+            scenario = load_scenario(path)
+            for traffic in scenario.traffic:  # read as `run` reads them: the same errors
+                if traffic.trace is not None:
+                    replayed_trace(traffic.trace, scenario.duration_s, traffic.max_requests)
             out.print(f"{path}: ok")
         except InputError as error:
             print(error, file=sys.stderr)
@@ -262,6 +277,7 @@ def validate(
 
 app.command("sweep")(sweep_command)
 app.command("compare")(compare_command)
+app.command("plan")(plan_command)
 
 
 @app.command()

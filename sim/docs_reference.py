@@ -85,7 +85,14 @@ def _constraints(field: FieldInfo) -> str:
 
 
 def _bounds(metadata: list[Any]) -> list[str]:
-    symbols = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<", "min_length": "length >="}
+    symbols = {
+        "ge": ">=",
+        "gt": ">",
+        "le": "<=",
+        "lt": "<",
+        "min_length": "length >=",
+        "max_length": "length <=",
+    }
     return [
         f"{symbol} {getattr(item, name)}"
         for item in metadata

@@ -44,6 +44,7 @@ class RunOutput:
     trace_lines_skipped: dict[str, int]  # per replayed traffic source (on_bad_line: skip)
     warnings: list[str]  # said at run time and kept in summary.json
     sessions: dict[str, dict[str, int]]  # per session source: started, completed, abandoned
+    arrivals_end_s: float  # duration_s, or earlier when every source stopped early
 
 
 def _perf_and_capacity(model_arch: str, pool: Pool) -> tuple[BatchTimeModel | None, int]:
@@ -67,6 +68,7 @@ class Simulation:
         self.recorder = RequestRecorder()
         self._ids = itertools.count()
         self.gateway = Gateway(self.env, self.recorder.record)
+        self._users = {account.name: account.users for account in scenario.accounts}
         self.pools: list[ReplicaPool] = []
         for model_id, model in scenario.models.items():
             for pool_name, pool in model.pools.items():
@@ -115,7 +117,7 @@ class Simulation:
             seed=scenario.seed,
             duration_s=scenario.duration_s,
             block_size=next(iter(model.pools.values())).block_size,
-            users=next(a.users for a in scenario.accounts if a.name == traffic.account),
+            users=self._users[traffic.account],
             tier_override="fast" if model.fast else None,
             next_id=self._next_id,
             submit=self.gateway.submit,
@@ -182,7 +184,15 @@ class Simulation:
             skipped,
             warnings,
             sessions,
+            self._arrivals_end_s(),
         )
+
+    def _arrivals_end_s(self) -> float:
+        """When arrivals ended: the last source's stop when every source stopped before
+        duration_s (max_requests, a trace replayed to its end), else duration_s."""
+        stops = [source.stopped_s for source in self.sources]
+        ended = [stop for stop in stops if stop is not None]
+        return max(ended) if len(ended) == len(stops) else self.scenario.duration_s
 
     def _schedule_retirements(self) -> None:
         """A retired model id answers 404 from its retirement time on (before any arrival

@@ -6,6 +6,7 @@ Every number PLATFORM.md marks as a default is a field here with that default. L
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from sim.perf.config import RooflinePerf
 from sim.replica.config import Pool
 from sim.routing import RoutingConfig
 from sim.routing.least_loaded import LeastLoadedConfig
+from sim.routing.weighted_scorer import WeightedScorerConfig
 from sim.units import NonNegativeSeconds, PositiveSeconds, Seconds
 from sim.workload.config import Traffic
 from sim.workload.retry import RetryConfig
@@ -38,7 +40,7 @@ class Model(StrictModel):
     fast: bool = Field(
         False, description="A Fast variant (its own pool and limits); its requests have tier fast"
     )
-    pools: dict[str, Pool] = Field(min_length=1, description="Pools by name")
+    pools: dict[str, Pool] = Field(min_length=1, max_length=10_000, description="Pools by name")
     routing: RoutingConfig = Field(
         default_factory=lambda: LeastLoadedConfig(policy="least_loaded"),
         description="Replica choice within a pool",
@@ -58,7 +60,10 @@ class Account(StrictModel):
     name: str = Field(min_length=1, description="Account (API key) name")
     spend_tier: SpendTier = Field(1, description="Spend tier: 1, 2, 3, 4 or unlimited")
     users: int = Field(
-        1, ge=1, description="End users behind the key (distinct `user` fields for affinity)"
+        1,
+        ge=1,
+        le=10**9,
+        description="End users behind the key (distinct `user` fields for affinity)",
     )
     limits: LimitsConfig | None = Field(
         None, description="Limit policy of this account (null: its spend tier's)"
@@ -78,7 +83,10 @@ class Scenario(StrictModel):
     name: str = Field(min_length=1, description="Scenario name (default results folder name)")
     description: str = Field("", description="What question the scenario answers")
     seed: int = Field(
-        0, ge=0, description="Root seed: the same scenario and seed give identical results"
+        0,
+        ge=0,
+        le=2**63 - 1,
+        description="Root seed: the same scenario and seed give identical results",
     )
     duration_s: Seconds = Field(
         gt=0, description="Simulated seconds of arrivals, s (or '30m', '2h')"
@@ -96,9 +104,13 @@ class Scenario(StrictModel):
     step_by_step: bool = Field(
         False, description="Run every iteration as an event (the exactness reference; slow)"
     )
-    models: dict[str, Model] = Field(min_length=1, description="Served models by model id")
-    accounts: list[Account] = Field(min_length=1, description="Accounts (API keys)")
-    traffic: list[Traffic] = Field(min_length=1, description="Traffic sources")
+    models: dict[str, Model] = Field(
+        min_length=1, max_length=10_000, description="Served models by model id"
+    )
+    accounts: list[Account] = Field(
+        min_length=1, max_length=1_000_000, description="Accounts (API keys)"
+    )
+    traffic: list[Traffic] = Field(min_length=1, max_length=100_000, description="Traffic sources")
     retry: RetryConfig = Field(
         default_factory=RetryConfig,
         description="How clients retry 429 and 503, for sources without their own `retry`",
@@ -156,19 +168,21 @@ def cross_reference_errors(scenario: Scenario) -> list[tuple[tuple[Any, ...], st
     from sim.perf.catalog import architecture_names, gpu_names
 
     errors: list[tuple[tuple[Any, ...], str]] = []
-    accounts = [a.name for a in scenario.accounts]
-    for i, account in enumerate(accounts):
-        if account in accounts[:i]:
+    accounts: dict[str, int] = {}
+    for i, account in enumerate(a.name for a in scenario.accounts):
+        if account in accounts:
             errors.append((("accounts", i, "name"), f"duplicate account name {account!r}"))
+        accounts.setdefault(account, i)
         if scenario.rate_limits is None and scenario.accounts[i].limits is not None:
             errors.append((("accounts", i, "limits"), _NO_RATE_LIMITS))
     for spend_tier, tier_config in scenario.spend_tiers.items():
         if scenario.rate_limits is None and tier_config.limits is not None:
             errors.append((("spend_tiers", spend_tier, "limits"), _NO_RATE_LIMITS))
-    names = [t.name for t in scenario.traffic]
+    names: set[str] = set()
     for i, source in enumerate(scenario.traffic):
-        if source.name in names[:i]:
+        if source.name in names:
             errors.append((("traffic", i, "name"), f"duplicate traffic name {source.name!r}"))
+        names.add(source.name)
         if source.account not in accounts:
             errors.append(
                 (
@@ -217,6 +231,7 @@ def cross_reference_errors(scenario: Scenario) -> list[tuple[tuple[Any, ...], st
                     f"all pools of a model share one block_size, got {sorted(block_sizes)}",
                 )
             )
+        errors += _slot_model_problems(model_id, model)
         for pool_name, pool in model.pools.items():
             if pool.gpu not in gpu_names():
                 errors.append(
@@ -267,6 +282,60 @@ def _migration_errors(
 _NO_RATE_LIMITS = "limits apply only with a rate_limits section (rate_limits: {} for the defaults)"
 
 
+# Settings a slot model (perf model fixed or exponential) cannot honour: a request holds one of
+# max_num_seqs slots for a drawn service time, with no GPU memory, blocks or iterations. Slot
+# models exist to check the queueing core against closed-form theory (M/D/c, M/M/c); giving them
+# a prefix cache would make service depend on cache state and break that correspondence, so these
+# settings are refused rather than emulated.
+_SLOT_MODEL_CANNOT = {
+    "kv_capacity_tokens": "has no KV memory",
+    "block_size": "has no KV blocks",
+    "memory_utilization": "has no GPU memory",
+    "max_batched_tokens": "runs no iterations with a token budget",
+    "prefix_caching": "has no prefix cache",
+}
+
+
+def _slot_model_problems(model_id: str, model: Model) -> list[tuple[tuple[Any, ...], str]]:
+    """Settings given for a slot-model pool, or a cache-aware router over one, that the slot
+    model cannot honour."""
+    errors: list[tuple[tuple[Any, ...], str]] = []
+    slot_pools = [name for name, pool in model.pools.items() if pool.slot_model]
+    for name in slot_pools:
+        pool = model.pools[name]
+        for field in sorted(pool.model_fields_set & _SLOT_MODEL_CANNOT.keys()):
+            if field == "prefix_caching":
+                if not pool.prefix_caching:
+                    continue  # off is what a slot model does
+            elif getattr(pool, field) == Pool.model_fields[field].default:
+                continue  # the default, as a copied scenario states it, asks for nothing
+            errors.append(
+                (
+                    ("models", model_id, "pools", name, field),
+                    f"perf model {pool.perf.model} {_SLOT_MODEL_CANNOT[field]} (a request holds "
+                    "one of max_num_seqs slots for its service time), so it cannot honour "
+                    f"{field}: remove it, or use perf model roofline",
+                )
+            )
+    routing = model.routing
+    prefix_scoring = routing.policy == "cache_aware" or (
+        isinstance(routing, WeightedScorerConfig)
+        and (routing.weights.prefix > 0 or routing.weights.kv > 0)
+    )
+    if slot_pools and prefix_scoring:
+        pool = model.pools[slot_pools[0]]
+        what = "routes on" if routing.policy == "cache_aware" else "scores prefixes and KV use of"
+        errors.append(
+            (
+                ("models", model_id, "routing", "policy"),
+                f"{routing.policy} {what} replicas' caches, which pool {slot_pools[0]!r} (perf "
+                f"model {pool.perf.model}) does not have: use another policy (or, for "
+                "weighted_scorer, weights prefix: 0 and kv: 0), or perf model roofline",
+            )
+        )
+    return errors
+
+
 def _memory_problem(architecture: str, pool: Pool) -> str | None:
     """Why the model's weights (or its KV cache) do not fit on the pool's replica, if so."""
     from sim.errors import InputError
@@ -284,4 +353,6 @@ def _memory_problem(architecture: str, pool: Pool) -> str | None:
 
 
 def _one_of(names: Any) -> str:
-    return "allowed: " + ", ".join(repr(n) for n in names)
+    shown = [repr(n) for n in itertools.islice(names, 20)]
+    more = len(names) - len(shown)
+    return "allowed: " + ", ".join(shown) + (f" and {more:,} more" if more > 0 else "")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import difflib
 import json
+import reprlib
 import types
 import typing
 from collections.abc import Sequence
@@ -19,10 +20,19 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from sim.errors import InputError
+from sim.input_files import SCENARIO_MAX_BYTES, read_text
 from sim.scenario import Scenario, cross_reference_errors
+from sim.work import absurd_work_errors
 
 Path_ = tuple[Any, ...]
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present
+# Aliases let a few hundred bytes stand for billions of nodes (an "alias bomb"); a real scenario,
+# even one with a million accounts, expands to a few million.
+MAX_EXPANDED_NODES = 20_000_000
+_short = reprlib.Repr()  # values quoted in messages: an aliased section can be huge
+_short.maxstring = _short.maxother = 60
+_short.maxlevel = 2
+_shown_value = _short.repr
 
 
 def load_scenario(path: Path, overrides: Sequence[str] = ()) -> Scenario:
@@ -30,10 +40,7 @@ def load_scenario(path: Path, overrides: Sequence[str] = ()) -> Scenario:
 
     `overrides` are `dotted.path=value` strings (the value is YAML) applied before validation.
     """
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise InputError(f"{path}: cannot read the scenario: {error.strerror}") from None
+    text = read_text(path, "scenario", SCENARIO_MAX_BYTES)
     return parse_scenario(text, str(path), overrides)
 
 
@@ -51,6 +58,12 @@ def parse_scenario(text: str, source: str, overrides: Sequence[str] = ()) -> Sce
         raise InputError(f"{where}: not valid YAML: {getattr(error, 'problem', error)}") from None
     if root is None or not isinstance(data, dict):
         raise InputError(f"{source}:1: a scenario is a mapping of fields (name, models, ...)")
+    expanded = _expanded_nodes(root, {})
+    if expanded > MAX_EXPANDED_NODES:
+        raise InputError(
+            f"{source}: its aliases (*name) expand it to {expanded:.3g} values, more than "
+            f"{MAX_EXPANDED_NODES:,}: write the sections out, or alias fewer times"
+        )
     if overrides:
         data = copy.deepcopy(data)  # YAML aliases share nodes: an override edits one place
     for override in overrides:
@@ -58,7 +71,7 @@ def parse_scenario(text: str, source: str, overrides: Sequence[str] = ()) -> Sce
     _resolve_trace_paths(data, source)
     lines: dict[Path_, int] = {}
     duplicates: list[str] = []
-    _index_lines(root, (), lines, duplicates, source)
+    _index_lines(root, (), lines, duplicates, source, set())
     if duplicates:
         raise InputError("\n".join(duplicates))
     try:
@@ -66,7 +79,7 @@ def parse_scenario(text: str, source: str, overrides: Sequence[str] = ()) -> Sce
     except ValidationError as error:
         problems = [_located(e, data) for e in error.errors()]
     else:
-        problems = cross_reference_errors(scenario)
+        problems = cross_reference_errors(scenario) + absurd_work_errors(scenario)
     if problems:
         messages = [
             f"{_where(source, lines, path)}: {_dotted(path)}: {message}"
@@ -115,7 +128,8 @@ def _overridden_by(path: Path_, overrides: Sequence[str]) -> str:
 def _resolve_trace_paths(data: dict[str, Any], source: str) -> None:
     """Trace paths are relative to the scenario file; the resolved scenario records them whole."""
     base = Path(source).resolve().parent
-    for source_data in data.get("traffic") or []:
+    traffic = data.get("traffic")
+    for source_data in traffic if isinstance(traffic, list) else []:
         trace = source_data.get("trace") if isinstance(source_data, dict) else None
         if isinstance(trace, dict) and isinstance(trace.get("path"), str):
             trace["path"] = str((base / trace["path"]).resolve())
@@ -137,6 +151,9 @@ def _apply_override(data: dict[str, Any], override: str) -> None:
     parts = path.split(".")
     for i, part in enumerate(parts):
         key: Any = int(part) if isinstance(node, list) and part.isdigit() else part
+        if isinstance(node, list) and isinstance(key, str):  # a list item by its name
+            names = [item.get("name") if isinstance(item, dict) else None for item in node]
+            key = names.index(key) if key in names else key
         last = i == len(parts) - 1
         if isinstance(node, list) and isinstance(key, int) and key < len(node):
             if last:
@@ -146,17 +163,97 @@ def _apply_override(data: dict[str, Any], override: str) -> None:
         elif isinstance(node, dict):
             if last:
                 node[key] = value
-            else:
-                node = node.setdefault(key, {})
+                return
+            if node.get(key) is None:
+                _check_new_section(override, parts[:i], key, node)
+                node[key] = {}
+            node = node[key]
         else:
             where = ".".join(parts[:i]) or "(top level)"
-            raise InputError(f"--set {override!r}: {where} has no field {part!r}")
+            given = f"entries 0 to {len(node) - 1}" if isinstance(node, list) else "no fields"
+            raise InputError(f"--set {override!r}: {where} has {given}, not {part!r}")
+
+
+def _check_new_section(override: str, at: list[str], key: str, node: dict[str, Any]) -> None:
+    """A path may pass through a key the file lacks only when it is a field of the schema
+    (a section left to its defaults); a name of the user's (a pool, a model) is added by setting
+    the entry whole, so that a mistyped name is not taken for a new entry."""
+    fields = _fields_at(at)
+    if key in fields:
+        return
+    where = ".".join(at) or "(top level)"
+    known = [*map(str, node), *fields]
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    add = f"; a new entry is added whole: {where}.{key}={{...}}" if not fields else ""
+    raise InputError(
+        f"--set {override!r}: {where} has no {key!r}; {hint}"
+        f"it has: {', '.join(known) or 'nothing'}{add}"
+    )
+
+
+def _fields_at(path: Sequence[str]) -> list[str]:
+    """Field names of the schema section at a data path (any member of a union); [] where the
+    path is a mapping of the user's names (models, pools) or leaves the schema."""
+    candidates: list[Any] = [Scenario]
+    for part in path:
+        found: list[Any] = []
+        for annotation in candidates:
+            for member in _union_members(_unwrap(annotation)) or (annotation,):
+                member = _unwrap(member)
+                if isinstance(member, type) and issubclass(member, BaseModel):
+                    field = _field(member, part)
+                    if field is not None:
+                        found.append(field.annotation)
+                elif typing.get_origin(member) in (dict, list):
+                    found.append(typing.get_args(member)[-1])
+        candidates = found
+    names: list[str] = []
+    for annotation in candidates:
+        for member in _union_members(_unwrap(annotation)) or (annotation,):
+            member = _unwrap(member)
+            if isinstance(member, type) and issubclass(member, BaseModel):
+                names += [f.alias or n for n, f in member.model_fields.items()]
+    return list(dict.fromkeys(names))
+
+
+def _field(model: type[BaseModel], name: str) -> Any:
+    fields = model.model_fields
+    return fields.get(name) or next((f for f in fields.values() if f.alias == name), None)
+
+
+def _expanded_nodes(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many nodes the document holds once every alias is expanded (each node counted once
+    per place it appears), computed visiting each node once."""
+    if id(node) in memo:
+        return memo[id(node)]
+    memo[id(node)] = 1  # a node cannot contain itself in safe YAML, but stay finite if it does
+    total = 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            total += _expanded_nodes(key_node, memo) + _expanded_nodes(value_node, memo)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            total += _expanded_nodes(item, memo)
+    memo[id(node)] = total
+    return total
 
 
 def _index_lines(
-    node: yaml.Node, path: Path_, lines: dict[Path_, int], duplicates: list[str], source: str
+    node: yaml.Node,
+    path: Path_,
+    lines: dict[Path_, int],
+    duplicates: list[str],
+    source: str,
+    visited: set[int],
 ) -> None:
+    """Line numbers by path. An aliased node is indexed at its first place only: the others
+    report the line of their nearest indexed parent (visiting every place would be exponential
+    in the number of nested aliases)."""
     lines[path] = node.start_mark.line + 1
+    if id(node) in visited:
+        return
+    visited.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen: set[Any] = set()
         for key_node, value_node in node.value:
@@ -168,11 +265,11 @@ def _index_lines(
                 duplicates.append(f"{source}:{line}: {_dotted((*path, key))}: duplicate key")
             seen.add(key)
             lines[(*path, key)] = key_node.start_mark.line + 1
-            _index_lines(value_node, (*path, key), lines, duplicates, source)
+            _index_lines(value_node, (*path, key), lines, duplicates, source, visited)
             lines[(*path, key)] = key_node.start_mark.line + 1  # a key's line, not its value's
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _index_lines(item, (*path, i), lines, duplicates, source)
+            _index_lines(item, (*path, i), lines, duplicates, source, visited)
 
 
 def _data_path(data: Any, loc: Path_) -> Path_:
@@ -222,7 +319,7 @@ def _describe(error: Any, loc: Path_, path: Path_) -> str:
         "less_than": "< {lt}",
     }
     if kind in bounds:
-        return "must be " + bounds[kind].format(**ctx) + f", got {error['input']!r}"
+        return "must be " + bounds[kind].format(**ctx) + f", got {_shown_value(error['input'])}"
     if kind == "missing":
         return "is required"
     if kind == "extra_forbidden":
@@ -231,7 +328,7 @@ def _describe(error: Any, loc: Path_, path: Path_) -> str:
         hint = f"did you mean {close[0]!r}? " if close else ""
         return f"unknown field; {hint}allowed: {', '.join(allowed)}"
     if kind == "literal_error":
-        return f"must be one of {ctx.get('expected')}, got {error['input']!r}"
+        return f"must be one of {ctx.get('expected')}, got {_shown_value(error['input'])}"
     if kind == "union_tag_invalid":
         return (
             f"unknown {ctx.get('discriminator', 'kind').strip(chr(39))} "
@@ -240,9 +337,11 @@ def _describe(error: Any, loc: Path_, path: Path_) -> str:
     if kind == "union_tag_not_found":
         return _missing_tag(ctx.get("discriminator", "").strip("'"), error["input"], loc)
     if kind in ("int_parsing", "int_type", "int_from_float"):
-        return f"must be a whole number, got {error['input']!r}"
+        return f"must be a whole number, got {_shown_value(error['input'])}"
+    if kind == "finite_number":
+        return f"must be a finite number, got {_shown_value(error['input'])}"
     if kind in ("float_parsing", "float_type"):
-        return f"must be a number, got {error['input']!r}"
+        return f"must be a number, got {_shown_value(error['input'])}"
     if kind == "value_error":
         return str(ctx.get("error", error["msg"]))
     return str(error["msg"])
@@ -282,8 +381,7 @@ def _annotation_at(loc: Path_) -> Any:
     for part in loc:
         annotation = _unwrap(annotation)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            fields = annotation.model_fields
-            field = fields.get(part) or next((f for f in fields.values() if f.alias == part), None)
+            field = _field(annotation, part)
             if field is None:
                 return None
             annotation = field.annotation

@@ -37,14 +37,20 @@ class _NumberOrDurationString:
         return {"anyOf": [handler(schema), {"type": "string", "pattern": _DURATION.pattern}]}
 
 
-Seconds = Annotated[float, BeforeValidator(parse_duration_s), _NumberOrDurationString()]
+# Every duration is at most a billion seconds (about 31 years): beyond that the float clock
+# cannot advance by the microseconds an iteration takes, and a run would never end.
+MAX_SECONDS = 1_000_000_000
+
+Seconds = Annotated[
+    float, Field(le=MAX_SECONDS), BeforeValidator(parse_duration_s), _NumberOrDurationString()
+]
 
 # An optional duration carries its bound in its type, ahead of the parsing: a bound given to
 # `Field` of `Seconds | None` would reach the JSON Schema as a non-standard `gt` or `ge` keyword
 # (pydantic#11576).
 PositiveSeconds = Annotated[
-    float, Field(gt=0), BeforeValidator(parse_duration_s), _NumberOrDurationString()
+    float, Field(gt=0, le=MAX_SECONDS), BeforeValidator(parse_duration_s), _NumberOrDurationString()
 ]
 NonNegativeSeconds = Annotated[
-    float, Field(ge=0), BeforeValidator(parse_duration_s), _NumberOrDurationString()
+    float, Field(ge=0, le=MAX_SECONDS), BeforeValidator(parse_duration_s), _NumberOrDurationString()
 ]

@@ -51,6 +51,7 @@ def test_run_writes_every_result_and_the_resolved_scenario_reproduces_it(tmp_pat
     assert {p.name for p in out.iterdir()} == {
         "requests.parquet",
         "limits.parquet",
+        ".capsim-run",
         "bill.parquet",
         "timeseries.parquet",
         "cache_hits.parquet",

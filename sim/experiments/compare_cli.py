@@ -60,11 +60,12 @@ def compare_command(
     from sim.report.compare_plots import compare_figures
     from sim.report.style import save
     from sim.results.provenance import write_command_info
+    from sim.results.store import folder_name
     from sim.scenario_loader import load_scenario
 
     sets = list(settings or [])
     base = load_scenario(scenario_path, sets)
-    target = out_dir or Path("results") / f"{base.name}-compare"
+    target = out_dir or Path("results") / f"{folder_name(base.name)}-compare"
     total = len(variants(base)) * base.replications
     started = time.perf_counter()
     with Progress(

@@ -15,7 +15,7 @@ from sim.engine import ProgressCallback, simulate
 from sim.results.bill import bill
 from sim.results.cache_hits import cache_hits_over_time
 from sim.results.provenance import RUN_INFO, Origin, run_info, write_json
-from sim.results.store import check_replaceable, write_run
+from sim.results.store import RunFolder, write_run
 from sim.results.summary import summarize
 from sim.scenario import Scenario
 
@@ -39,11 +39,32 @@ def run_scenario(
 ) -> RunReport:
     """Simulate `scenario` and write its folder; `origin` (the file, overrides and command it
     came from) goes into run.json for the report."""
-    check_replaceable(out_dir.resolve())  # before the simulation, not after it
+    folder = RunFolder(out_dir)  # before the simulation: an unwritable target is found now
+    try:
+        return _run(scenario, folder, plots, progress, origin, out_dir)
+    except BaseException:
+        folder.discard()
+        raise
+
+
+def _run(
+    scenario: Scenario,
+    folder: RunFolder,
+    plots: bool,
+    progress: ProgressCallback | None,
+    origin: Origin | None,
+    out_dir: Path,
+) -> RunReport:
     started = time.perf_counter()
     result = simulate(scenario, progress)
     simulate_s = time.perf_counter() - started
-    summary = summarize(result.requests, result.timeseries, scenario.warmup_s, scenario.duration_s)
+    summary = summarize(
+        result.requests,
+        result.timeseries,
+        scenario.warmup_s,
+        scenario.duration_s,
+        result.arrivals_end_s,
+    )
     summary["trace_lines_skipped"] = result.trace_lines_skipped
     summary["sessions"] = result.sessions
     summary["warnings"] = result.warnings
@@ -70,7 +91,7 @@ def run_scenario(
                 save(fig, folder / "plots" / f"{name}.png")
 
     written = write_run(
-        out_dir, scenario, result.requests, result.timeseries, cache_hits, summary, write_extra
+        folder, scenario, result.requests, result.timeseries, cache_hits, summary, write_extra
     )
     return RunReport(
         written,

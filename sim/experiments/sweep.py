@@ -18,11 +18,14 @@ a shared filesystem).
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import itertools
 import json
 import os
 import re
+import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -159,19 +162,28 @@ def expand_grid(grid: list[str]) -> list[dict[str, str]]:
     ]
 
 
+MAX_SEEDS = 100_000
+
+
 def parse_seeds(text: str) -> list[int]:
     """Seeds from `1,2,3` or inclusive ranges `0-9` (mixable: `0-3,10`), in the given order."""
     seeds: list[int] = []
     for piece in text.split(","):
         low, dash, high = piece.strip().partition("-")
         try:
-            span = range(int(low), int(high) + 1) if dash else [int(low)]
+            span = range(int(low), int(high) + 1) if dash else range(int(low), int(low) + 1)
         except ValueError:
             raise InputError(f"--seeds {text!r}: expected seeds like 1,2,3 or 0-9") from None
         if dash and not span:
             raise InputError(f"--seeds {text!r}: empty range {piece.strip()!r}")
+        if len(seeds) + len(span) > MAX_SEEDS:
+            raise InputError(
+                f"--seeds {text!r}: {len(seeds) + len(span):,} seeds or more, at most "
+                f"{MAX_SEEDS:,} (each is a whole run)"
+            )
         seeds.extend(span)
-    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    counts = collections.Counter(seeds)
+    repeated = sorted(s for s, n in counts.items() if n > 1)
     if repeated:
         raise InputError(f"--seeds {text!r}: repeated seed(s) {repeated}")
     return seeds
@@ -190,10 +202,16 @@ def column_names(paths: list[str]) -> dict[str, str]:
 def run_name(point: dict[str, str], columns: dict[str, str], seed: int) -> str:
     """A readable, filesystem-safe folder name; unsafe or long names get a short hash suffix."""
     raw = ",".join([*(f"{columns[p]}={v}" for p, v in point.items()), f"seed={seed}"])
+    return safe_name(raw, repr((sorted(point.items()), seed)))
+
+
+def safe_name(raw: str, identity: str | None = None) -> str:
+    """`raw` if it is a safe, short folder name; else cut, made safe, with a hash suffix of
+    `identity` (default `raw`)."""
     safe = _SAFE.sub("_", raw)
     if safe == raw and len(raw) <= MAX_RUN_NAME_CHARS:
         return raw
-    digest = hashlib.sha1(repr((sorted(point.items()), seed)).encode()).hexdigest()[:8]
+    digest = hashlib.sha1((identity or raw).encode()).hexdigest()[:8]
     return f"{safe[: MAX_RUN_NAME_CHARS - 9]}~{digest}"
 
 
@@ -374,15 +392,41 @@ def _in_process(specs: list[RunSpec]) -> Iterator[Outcome]:
 
 def _on_processes(specs: list[RunSpec], workers: int) -> Iterator[Outcome]:
     # spawn: a fresh interpreter per worker, safe beside the parent's threads (progress bars).
-    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=get_context("spawn"),
+        initializer=_end_with_parent,
+        initargs=(os.getpid(),),
+    )
     try:
         pending: dict[Future[str], RunSpec] = {pool.submit(run_one, s): s for s in specs}
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
                 yield _outcome(pending.pop(future), future)
+    except BaseException:
+        # Interrupted (Ctrl-C, SIGTERM): stop the runs in flight too, not only the queued ones.
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()  # the worker's SIGTERM handler removes its temporary folder
+        raise
     finally:
         pool.shutdown(cancel_futures=True)  # on an interrupt, queued runs never start
+
+
+def _end_with_parent(parent_pid: int) -> None:
+    """In a worker: SIGTERM ends a run as Ctrl-C does (its temporary folder removed), and the
+    worker exits when its parent is gone (killed, even by SIGKILL) instead of living on as an
+    orphan holding its memory."""
+    from sim.cli import interrupt_on_sigterm
+
+    interrupt_on_sigterm()
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="end-with-parent", daemon=True).start()
 
 
 def _on_dask(specs: list[RunSpec], scheduler: str) -> Iterator[Outcome]:
@@ -467,9 +511,10 @@ def _run_metrics(run_dir: Path) -> dict[str, float | int]:
 def summary_metrics(summary: dict[str, Any]) -> dict[str, float | int]:
     """Key metrics of one run, flat: `<model>.<tier or all>.<metric>`, `pools.<model>.<pool>.*`."""
     metrics: dict[str, float | int] = {}
+    window_s = summary["measured_window_s"]
     for model, data in summary["models"].items():
         for tier, group in {"all": data["all"], **data["tiers"]}.items():
-            for name, value in _group_metrics(group).items():
+            for name, value in _group_metrics(group, window_s).items():
                 metrics[f"{model}.{tier}.{name}"] = value
     for pool in summary["pools"]:
         prefix = f"pools.{pool['model']}.{pool['pool']}"
@@ -479,11 +524,14 @@ def summary_metrics(summary: dict[str, Any]) -> dict[str, float | int]:
     return metrics
 
 
-def _group_metrics(group: dict[str, Any]) -> dict[str, float | int]:
+def _group_metrics(group: dict[str, Any], window_s: float) -> dict[str, float | int]:
+    throughput = group["throughput"]
     metrics: dict[str, float | int] = {
         "requests": group["requests"],
         "served": group["by_status"].get("200", 0),
-        "requests_per_s": group["throughput"]["requests_per_s"],
+        "requests_per_s": throughput["requests_per_s"],
+        "tokens_per_s": throughput["prompt_tokens_per_s"] + throughput["completion_tokens_per_s"],
+        "revenue_usd_per_s": group.get("revenue_usd", 0.0) / window_s,
     }
     for latency in _LATENCY_COLUMNS:
         stats = group[latency]

@@ -75,6 +75,7 @@ def sweep_command(
         run_sweep,
     )
     from sim.results.provenance import write_command_info
+    from sim.results.store import folder_name
     from sim.scenario_loader import load_scenario
 
     grid = grid or []
@@ -84,7 +85,7 @@ def sweep_command(
     seed_list = (
         parse_seeds(seeds) if seeds is not None else replication_seeds(base.seed, base.replications)
     )
-    target = out_dir or Path("results") / f"{base.name}-sweep"
+    target = out_dir or Path("results") / f"{folder_name(base.name)}-sweep"
     total = len(points) * len(seed_list)
     resumed = 0
     started = time.perf_counter()

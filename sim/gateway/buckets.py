@@ -60,11 +60,11 @@ class TokenBuckets:
 
     def levels_at(self, now_s: float) -> list[float]:
         """The three bucket levels at `now_s` (no later than the next period end), tokens."""
-        dt = now_s - self.base_s
-        if not self.bounded or dt <= 0:
+        dt_min = (now_s - self.base_s) / 60.0
+        if not self.bounded or dt_min <= 0:
             return list(self.level)
         return [
-            min(limit, level + limit * dt / 60.0)
+            min(limit, level + limit * dt_min)
             for level, limit in zip(self.level, self.limit_tpm, strict=True)
         ]
 
@@ -116,13 +116,19 @@ class TokenBuckets:
             self.advance(now_s)
         self.attempts += 1
         if self.bounded:
-            levels = self.levels_at(now_s)
-            if levels[0] <= 0 or levels[1] <= 0 or levels[2] <= 0:
+            # levels_at, unrolled: this runs for every attempt.
+            level, limit = self.level, self.limit_tpm
+            dt_min = (now_s - self.base_s) / 60.0
+            l0 = level[0] + limit[0] * dt_min
+            l1 = level[1] + limit[1] * dt_min
+            l2 = level[2] + limit[2] * dt_min
+            l0 = l0 if l0 < limit[0] else limit[0]
+            l1 = l1 if l1 < limit[1] else limit[1]
+            l2 = l2 if l2 < limit[2] else limit[2]
+            if l0 <= 0 or l1 <= 0 or l2 <= 0:
                 self.rate_limited += 1
                 return False
-            levels[0] -= prompt
-            levels[2] -= reserve
-            self.level = levels
+            self.level = [l0 - prompt, l1, l2 - reserve]
             self.base_s = now_s
         self.used[0] += prompt
         self.used_total[0] += prompt
@@ -151,13 +157,14 @@ class TokenBuckets:
     def _charge(self, now_s: float, prompt: float, uncached: float, generated: float) -> None:
         if not self.bounded:
             return
-        levels = self.levels_at(now_s)
-        caps = self.limit_tpm
-        self.level = [
-            min(caps[0], levels[0] - prompt),
-            min(caps[1], levels[1] - uncached),
-            min(caps[2], levels[2] - generated),
-        ]
+        level, limit = self.level, self.limit_tpm
+        dt_min = (now_s - self.base_s) / 60.0
+        if dt_min < 0:
+            dt_min = 0.0
+        l0 = min(level[0] + limit[0] * dt_min, limit[0]) - prompt
+        l1 = min(level[1] + limit[1] * dt_min, limit[1]) - uncached
+        l2 = min(level[2] + limit[2] * dt_min, limit[2]) - generated
+        self.level = [min(l0, limit[0]), min(l1, limit[1]), min(l2, limit[2])]
         self.base_s = now_s
 
 

@@ -62,7 +62,8 @@ class RateLimitCheck:
             buckets.attempts += 1
             buckets.rate_limited += 1
             return STATUS_RATE_LIMITED
-        if not buckets.try_admit(now_s, request.prompt_tokens, self._reserve(request)):
+        reserve = 0 if self._max_tokens is None else self._reserve(request)
+        if not buckets.try_admit(now_s, request.prompt_tokens, reserve):
             cap.give_back(now_s)
             return STATUS_RATE_LIMITED
         request.limit_buckets = buckets

@@ -37,6 +37,7 @@ class RooflinePerf(StrictModel):
     activation_reserve_gb: float = Field(
         0.0,
         ge=0,
+        le=1e6,
         description="Memory per GPU held back from the KV cache for activations, GB (1e9 bytes)",
     )
     draft_tokens: int = Field(
@@ -55,6 +56,7 @@ class RooflinePerf(StrictModel):
     draft_cost_ratio: float = Field(
         0.05,
         ge=0,
+        le=10,
         description="Speculative decoding: time to draft one token as a fraction of a plain decode "
         "step of the same batch (dimensionless; about 1/layers for a one-layer MTP or EAGLE head)",
     )

@@ -13,21 +13,32 @@ from sim.replica.fleet_config import FailuresConfig, RollingUpdateConfig
 from sim.replica.schedulers import SCHEDULERS, SchedulerConfig
 from sim.replica.schedulers.strict_priority import StrictPriorityConfig
 from sim.request import ALL_TIERS, Tier
+from sim.workload.distributions import MAX_TOKENS
 
 
 class Pool(StrictModel):
     """Identical replicas of one model on one GPU type."""
 
     gpu: str = Field("h100", description="GPU type from the catalog (`capsim perf` lists them)")
-    gpus_per_replica: int = Field(1, ge=1, description="GPUs per replica (tensor parallel degree)")
+    gpus_per_replica: int = Field(
+        1, ge=1, le=1024, description="GPUs per replica (tensor parallel degree)"
+    )
     replicas: int = Field(
-        1, ge=1, description="Number of replicas in the pool (with autoscaling: at the start)"
+        1,
+        ge=1,
+        le=100_000,
+        description="Number of replicas in the pool (with autoscaling: at the start)",
     )
-    max_num_seqs: int = Field(256, ge=1, description="Most requests running at once on a replica")
+    max_num_seqs: int = Field(
+        256, ge=1, le=1_000_000, description="Most requests running at once on a replica"
+    )
     max_batched_tokens: int = Field(
-        8192, ge=1, description="Token budget of one iteration, tokens (chunked prefill)"
+        8192,
+        ge=1,
+        le=MAX_TOKENS,
+        description="Token budget of one iteration, tokens (chunked prefill)",
     )
-    block_size: int = Field(16, ge=1, description="KV-cache block, tokens")
+    block_size: int = Field(16, ge=1, le=1_000_000, description="KV-cache block, tokens")
     memory_utilization: float = Field(
         0.9, gt=0, le=1, description="Fraction of GPU memory usable for weights and KV cache"
     )
@@ -35,7 +46,10 @@ class Pool(StrictModel):
         True, description="Reuse cached prompt prefixes (on for every model of the platform)"
     )
     kv_capacity_tokens: int | None = Field(
-        None, ge=1, description="Override the KV capacity derived from memory, tokens per replica"
+        None,
+        ge=1,
+        le=10**12,
+        description="Override the KV capacity derived from memory, tokens per replica",
     )
     perf: Annotated[PerfConfig, Field(discriminator="model")] = Field(
         default_factory=RooflinePerf,

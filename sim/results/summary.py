@@ -22,9 +22,18 @@ LABELS = ("model", "tier", "traffic", "pool")
 
 
 def summarize(
-    requests: pa.Table, timeseries: pa.Table, warmup_s: float, duration_s: float
+    requests: pa.Table,
+    timeseries: pa.Table,
+    warmup_s: float,
+    duration_s: float,
+    arrivals_end_s: float | None = None,
 ) -> dict[str, Any]:
-    window_s = duration_s - warmup_s
+    """Rates and utilisation are over the window in which arrivals happened: from warm-up to
+    `arrivals_end_s` when every source stopped early (max_requests), else to `duration_s`."""
+    end_s = duration_s if arrivals_end_s is None else min(arrivals_end_s, duration_s)
+    if end_s <= warmup_s:
+        end_s = duration_s  # nothing arrived after warm-up: zero rates over the planned window
+    window_s = end_s - warmup_s
     cols = _numbers(requests)
     labels = {name: _labels(requests[name]) for name in LABELS}
     arrival, finished = cols["arrival_s"], cols["finished_s"]
@@ -35,7 +44,7 @@ def summarize(
         # when nothing (or nothing of a tier) arrived after warm-up.
         "every": np.arange(requests.num_rows),
         "measured": measured,
-        "completed": np.flatnonzero(served & (finished >= warmup_s) & (finished < duration_s)),
+        "completed": np.flatnonzero(served & (finished >= warmup_s) & (finished < end_s)),
     }
     models: dict[str, Any] = {}
     for model, in_model in _split_rows(labels["model"], rows).items():
@@ -51,12 +60,13 @@ def summarize(
     return {
         "warmup_s": warmup_s,
         "duration_s": duration_s,
+        "arrivals_end_s": end_s,
         "measured_window_s": window_s,
         "requests_total": int(requests.num_rows),
         "requests_measured": int(measured.size),
         "models": models,
         "traffic": traffic,
-        "pools": _pools(cols, labels, measured, timeseries, warmup_s, duration_s),
+        "pools": _pools(cols, labels, measured, timeseries, warmup_s, end_s),
         "revenue": _revenue(requests, cols),
         "accounts": logical_outcomes(requests, warmup_s, duration_s),
     }

@@ -19,9 +19,9 @@ from sim.workload.chains import runs_blocks
 
 
 class ScorerWeights(StrictModel):
-    prefix: float = Field(1.0, ge=0, description="Weight of the prefix-match score")
-    queue: float = Field(1.0, ge=0, description="Weight of the queue-depth score")
-    kv: float = Field(1.0, ge=0, description="Weight of the KV-use score")
+    prefix: float = Field(1.0, ge=0, le=1e6, description="Weight of the prefix-match score")
+    queue: float = Field(1.0, ge=0, le=1e6, description="Weight of the queue-depth score")
+    kv: float = Field(1.0, ge=0, le=1e6, description="Weight of the KV-use score")
 
 
 class WeightedScorerConfig(StrictModel):

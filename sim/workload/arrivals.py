@@ -38,7 +38,12 @@ class GammaArrivals(StrictModel):
 
     process: Literal["gamma"]
     rate_per_s: float = Field(gt=0, description="Mean arrivals per second")
-    cv: float = Field(gt=0, description="Coefficient of variation of the gaps (1 = Poisson)")
+    cv: float = Field(
+        ge=1e-3,
+        le=1e3,
+        description="Coefficient of variation of the gaps (1 = Poisson); 1e-3 is all but "
+        "constant (use constant below), 1e3 all but one burst",
+    )
 
     def gaps_s(self, rng: np.random.Generator, n: int) -> np.ndarray:
         shape = 1.0 / self.cv**2
@@ -84,7 +89,9 @@ class ProfileArrivals(StrictModel):
 
     process: Literal["profile"]
     points: list[tuple[Seconds, Annotated[float, Field(ge=0)]]] = Field(
-        min_length=1, description="[time (s or '2h'), rate per second] pairs, times increasing"
+        min_length=1,
+        max_length=100_000,
+        description="[time (s or '2h'), rate per second] pairs, times increasing",
     )
     interpolation: Literal["step", "linear"] = Field(
         "step", description="Rate between points: held (step) or linearly interpolated"

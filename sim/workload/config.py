@@ -10,7 +10,7 @@ from pydantic import AfterValidator, Field, model_validator
 from sim.config_base import StrictModel
 from sim.request import Tier
 from sim.workload.arrivals import ArrivalProcess
-from sim.workload.distributions import ConstantLength, LengthDist
+from sim.workload.distributions import MAX_TOKENS, ConstantLength, LengthDist
 from sim.workload.durations import ExponentialTime, TimeDist
 from sim.workload.retry import RetryConfig
 from sim.workload.traces import TraceConfig
@@ -31,14 +31,22 @@ class SessionConfig(StrictModel):
         description="Length of each system-prompt variant, tokens (drawn once per variant)",
     )
     system_prompts: int = Field(
-        1, ge=1, description="System-prompt variants shared by the sessions of this source"
+        1,
+        ge=1,
+        le=1_000_000,
+        description="System-prompt variants shared by the sessions of this source",
     )
     system_prompt_choice: Literal["zipf", "uniform"] = Field(
         "zipf", description="How a session picks its variant: Zipf (popular first) or uniform"
     )
-    zipf_exponent: float = Field(1.0, gt=0, description="Exponent s of the Zipf law (P ~ 1/rank^s)")
+    zipf_exponent: float = Field(
+        1.0, gt=0, le=100, description="Exponent s of the Zipf law (P ~ 1/rank^s)"
+    )
     max_context_tokens: int = Field(
-        131072, ge=1, description="A session ends when its next prompt would exceed this, tokens"
+        131072,
+        ge=1,
+        le=MAX_TOKENS,
+        description="A session ends when its next prompt would exceed this, tokens",
     )
 
 
@@ -85,7 +93,7 @@ class Traffic(StrictModel):
         description="Share of requests per tier (standard, priority, batch); shares sum to 1",
     )
     max_requests: int | None = Field(
-        None, ge=1, description="Arrivals stop after this many requests (null: no limit)"
+        None, ge=1, le=10**12, description="Arrivals stop after this many requests (null: no limit)"
     )
     migrate_to: str | None = Field(
         None,

@@ -15,7 +15,9 @@ from pydantic import Field, model_validator
 
 from sim.config_base import StrictModel
 
-_MAX_TOKENS = 10_000_000
+MAX_TOKENS = 10_000_000  # the largest length of anything in tokens (a prompt, an answer)
+# Parameters of the continuous laws stay within a factor of the clip: beyond it every draw is max.
+_MAX_PARAMETER = 100.0 * MAX_TOKENS
 _EPS = float(np.finfo(float).eps)
 # sup |B_3(t)| / 3! over [0, 1], B_3 the third Bernoulli polynomial: the Euler-Maclaurin remainder
 # of a midpoint sum after its h^2 term is at most this times the integral of |g'''|.
@@ -55,7 +57,10 @@ class _Clipped(_Length):
     """A continuous law X rounded to whole tokens and clipped to [1, max]."""
 
     max: int = Field(
-        _MAX_TOKENS, ge=1, description="Largest value, tokens (larger draws are clipped)"
+        MAX_TOKENS,
+        ge=1,
+        le=MAX_TOKENS,
+        description="Largest value, tokens (larger draws are clipped)",
     )
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -112,8 +117,8 @@ class _Clipped(_Length):
 
 class LogNormalLength(_Clipped):
     dist: Literal["lognormal"]
-    median: float = Field(gt=0, description="Median, tokens")
-    sigma: float = Field(gt=0, description="Standard deviation of the log, dimensionless")
+    median: float = Field(gt=0, le=_MAX_PARAMETER, description="Median, tokens")
+    sigma: float = Field(gt=0, le=20, description="Standard deviation of the log, dimensionless")
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.lognormal(np.log(self.median), self.sigma, n)
@@ -146,8 +151,13 @@ class LogNormalLength(_Clipped):
 
 class NormalLength(_Clipped):
     dist: Literal["normal"]
-    mean_tokens: float = Field(alias="mean", description="Mean before clipping at 1, tokens")
-    std: float = Field(ge=0, description="Standard deviation, tokens")
+    mean_tokens: float = Field(
+        alias="mean",
+        ge=-_MAX_PARAMETER,
+        le=_MAX_PARAMETER,
+        description="Mean before clipping at 1, tokens",
+    )
+    std: float = Field(ge=0, le=_MAX_PARAMETER, description="Standard deviation, tokens")
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.normal(self.mean_tokens, self.std, n)
@@ -179,7 +189,7 @@ class NormalLength(_Clipped):
 
 class ConstantLength(_Length):
     dist: Literal["constant"]
-    value: int = Field(ge=1, description="Every draw, tokens")
+    value: int = Field(ge=1, le=MAX_TOKENS, description="Every draw, tokens")
 
     def _sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return np.full(n, self.value, dtype=np.int64)
@@ -191,8 +201,8 @@ class ConstantLength(_Length):
 
 class UniformLength(_Length):
     dist: Literal["uniform"]
-    low: int = Field(ge=1, description="Smallest value, tokens (inclusive)")
-    high: int = Field(ge=1, description="Largest value, tokens (inclusive)")
+    low: int = Field(ge=1, le=MAX_TOKENS, description="Smallest value, tokens (inclusive)")
+    high: int = Field(ge=1, le=MAX_TOKENS, description="Largest value, tokens (inclusive)")
 
     @model_validator(mode="after")
     def _ordered(self) -> UniformLength:
@@ -210,8 +220,10 @@ class UniformLength(_Length):
 
 class EmpiricalLength(_Length):
     dist: Literal["empirical"]
-    values: list[Annotated[int, Field(ge=1)]] = Field(min_length=1, description="Values, tokens")
-    weights: list[Annotated[float, Field(ge=0)]] | None = Field(
+    values: list[Annotated[int, Field(ge=1, le=MAX_TOKENS)]] = Field(
+        min_length=1, max_length=1_000_000, description="Values, tokens"
+    )
+    weights: list[Annotated[float, Field(ge=0, le=1e12)]] | None = Field(
         None, description="Relative weight of each value; null: all equal"
     )
 

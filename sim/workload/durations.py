@@ -44,7 +44,7 @@ class ExponentialTime(_Time):
 class LogNormalTime(_Time):
     dist: Literal["lognormal"]
     median_s: Seconds = Field(gt=0, description="Median, s")
-    sigma: float = Field(gt=0, description="Standard deviation of the log, dimensionless")
+    sigma: float = Field(gt=0, le=20, description="Standard deviation of the log, dimensionless")
 
     def _sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.lognormal(np.log(self.median_s), self.sigma, n)

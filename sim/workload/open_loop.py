@@ -41,6 +41,7 @@ class OpenLoopSource:
         self._tiers: list[str] = []
         self._i = 0
         self.sent = 0
+        self.stopped_s: float | None = None  # when max_requests stopped arrivals early
 
     def start(self) -> None:
         self._schedule_next()
@@ -71,6 +72,8 @@ class OpenLoopSource:
         self._i = i + 1
         self._remaining -= 1
         self.sent += 1
+        if self._remaining == 0:
+            self.stopped_s = self.env.now
         traffic = self.traffic
         request = self._context.request(traffic, self._tiers[i], self._prompts[i], self._outputs[i])
         request.source_seq = self.sent - 1

@@ -118,6 +118,7 @@ class SessionSource:
         self.completed = 0  # every turn served (or the context limit reached)
         self.abandoned = 0  # a turn finally refused: the session gave up
         self.sent = 0
+        self.stopped_s: float | None = None  # when max_requests stopped arrivals early
 
     def start(self) -> None:
         self._schedule_start()
@@ -167,6 +168,8 @@ class SessionSource:
             return
         self._remaining -= 1
         self.sent += 1
+        if self._remaining == 0:
+            self.stopped_s = self.env.now
         session.turns_left -= 1
         # The system prompt's full blocks, then the session's own blocks (history, the new
         # message, and the answer, which is cached once the request finishes).

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from sim.clock import call_later
 from sim.workload.chains import trace_runs
 from sim.workload.config import Traffic
 from sim.workload.source import SourceContext, TierDraw, user_key
-from sim.workload.traces import load_trace
+from sim.workload.traces import replayed_trace
 
 
 class TraceSource:
@@ -21,9 +19,7 @@ class TraceSource:
         self.block_size = context.block_size
         self._context = context
         self._client = context.client(traffic)
-        trace = load_trace(Path(traffic.trace.path), traffic.trace)
-        if traffic.trace.loop:
-            trace = trace.repeated_until(context.duration_s)
+        trace = replayed_trace(traffic.trace, context.duration_s, traffic.max_requests)
         count = int(np.searchsorted(trace.arrival_s, context.duration_s, side="left"))
         if traffic.max_requests is not None:
             count = min(count, traffic.max_requests)
@@ -40,6 +36,12 @@ class TraceSource:
         self._outputs = trace.output_tokens[:count].tolist()
         self._i = 0
         self.sent = 0
+        # Arrivals stop early when max_requests cuts the trace, or when the whole (unlooped)
+        # trace is replayed before duration_s.
+        self._ends_early = count == traffic.max_requests or (
+            not traffic.trace.loop and count == len(trace)
+        )
+        self.stopped_s: float | None = None
 
     def start(self) -> None:
         self._schedule_next()
@@ -52,6 +54,8 @@ class TraceSource:
         i = self._i
         self._i += 1
         self.sent += 1
+        if self._i == self.count and self._ends_early:
+            self.stopped_s = self.env.now
         traffic, trace = self.traffic, self.trace
         runs = None
         if trace.block_ids is not None and trace.block_size is not None:

@@ -23,10 +23,14 @@ from pydantic import Field, model_validator
 
 from sim.config_base import StrictModel
 from sim.errors import InputError
+from sim.input_files import TRACE_MAX_BYTES, read_bytes, read_text
 from sim.units import PositiveSeconds, Seconds
+from sim.work import MAX_REQUESTS
+from sim.workload.distributions import MAX_TOKENS
 
 MOONCAKE_BLOCK_TOKENS = 512  # Mooncake's hash_ids cover 512 prompt tokens each
 _INT64 = np.iinfo(np.int64)
+_MAX_TIME = 1e15  # a trace time (s or ms) beyond this is a corrupt line, not a date
 _EPOCH = datetime(1970, 1, 1)  # naive: Azure stamps have no zone, wall-clock differences count
 
 
@@ -49,7 +53,8 @@ class TraceConfig(StrictModel):
     )
     time_scale: float = Field(
         1.0,
-        gt=0,
+        ge=1e-6,
+        le=1e6,
         description="Speed-up, applied after the window: arrival s = (trace s - first trace s "
         "in the window) / time_scale (2 = twice as fast)",
     )
@@ -103,9 +108,10 @@ class Trace:
     def span_s(self) -> float:
         return float(self.arrival_s[-1] - self.arrival_s[0]) if len(self) else 0.0
 
-    def repeated_until(self, duration_s: float) -> Trace:
+    def repeated_until(self, duration_s: float, most: int | None = None) -> Trace:
         """The requests arriving before `duration_s` when the trace is tiled with period
-        span + mean inter-arrival gap (so the gap across the seam is a typical one).
+        span + mean inter-arrival gap (so the gap across the seam is a typical one), at most
+        `most` of them.
 
         A replay replays the same content: repeated requests keep their block ids, so a copy
         hits the prefix cache where the first pass left its blocks.
@@ -113,9 +119,21 @@ class Trace:
         if self.span_s <= 0:
             raise InputError(f"{self.path}: cannot loop a trace whose requests all arrive at once")
         period_s = self.span_s * len(self) / (len(self) - 1)
-        copies = int(duration_s // period_s) + 1
+        copies = duration_s / period_s + 1
+        if most is not None:
+            copies = min(copies, -(-most // len(self)))
+        if copies * len(self) > MAX_REQUESTS:
+            raise InputError(
+                f"{self.path}: looping its {len(self):,} requests every {period_s:.3g} s for "
+                f"duration_s ({duration_s:g} s) replays about {copies * len(self):.3g} requests, "
+                f"more than the {MAX_REQUESTS:,} a run may have: set max_requests, a longer "
+                "window or a smaller time_scale"
+            )
+        copies = int(copies)
         arrival = (np.arange(copies)[:, None] * period_s + self.arrival_s).ravel()
         count = int(np.searchsorted(arrival, duration_s, side="left"))
+        if most is not None:
+            count = min(count, most)
         return replace(
             self,
             arrival_s=arrival[:count],
@@ -133,12 +151,7 @@ def load_trace(path: Path, cfg: TraceConfig) -> Trace:
     small ids keep re-chunked ids within int64 and chains' id fields whatever the trace used
     (sequence numbers, 64-bit hashes).
     """
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such trace file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"{path}: cannot read the trace: {error}") from None
+    text = read_text(path, "trace", TRACE_MAX_BYTES)
     reader = {"mooncake": _mooncake, "azure": _azure, "csv": _plain_csv}[cfg.format]
     rows, skipped = reader(text, path, cfg)
     if not rows:
@@ -167,6 +180,13 @@ def load_trace(path: Path, cfg: TraceConfig) -> Trace:
         path=str(path),
         skipped_lines=skipped,
     )
+
+
+def replayed_trace(cfg: TraceConfig, duration_s: float, most: int | None) -> Trace:
+    """The trace a source replays: read, windowed, looped when asked (`capsim validate` reads
+    it the same way, so it reports what `capsim run` would)."""
+    trace = load_trace(Path(cfg.path), cfg)
+    return trace.repeated_until(duration_s, most) if cfg.loop else trace
 
 
 def rechunk_block_ids(
@@ -219,13 +239,7 @@ def guess_format(path: Path) -> Literal["mooncake", "azure", "csv"]:
     """.jsonl is Mooncake; a CSV whose header starts with TIMESTAMP is Azure; else plain CSV."""
     if path.suffix == ".jsonl":
         return "mooncake"
-    try:
-        with path.open(encoding="utf-8-sig") as handle:
-            header = handle.readline()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such trace file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"{path}: cannot read the trace: {error}") from None
+    header = read_bytes(path, "trace", 4096).split(b"\n", 1)[0].decode("utf-8-sig", "replace")
     return "azure" if header.startswith("TIMESTAMP") else "csv"
 
 
@@ -250,7 +264,15 @@ class _BadLine(Exception):
 
 
 def _shown(value: Any) -> str:
-    return json.dumps(value) if value is None or isinstance(value, str | int | float) else "?"
+    if isinstance(value, int) and abs(value) > 10**30:
+        return f"an integer of {len(str(abs(value)))} digits"
+    return _clip(
+        json.dumps(value) if value is None or isinstance(value, str | int | float) else "?"
+    )
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= 60 else f"{text[:50]}... ({len(text):,} characters)"
 
 
 def _count(value: Any, field: str, text: bool) -> int:
@@ -262,8 +284,8 @@ def _count(value: Any, field: str, text: bool) -> int:
         number = value
     if number is None or number < 1:
         raise _BadLine(field, f"must be an integer >= 1, got {_shown(value)}")
-    if number > _INT64.max:
-        raise _BadLine(field, f"too large: {number}")
+    if number > MAX_TOKENS:
+        raise _BadLine(field, f"must be at most {MAX_TOKENS:,} tokens, got {_shown(number)}")
     return number
 
 
@@ -276,6 +298,8 @@ def _time(value: Any, field: str, text: bool) -> float:
         number = math.nan
     if not math.isfinite(number):
         raise _BadLine(field, f"must be a number, got {_shown(value)}")
+    if abs(number) > _MAX_TIME:
+        raise _BadLine(field, f"must be within +-{_MAX_TIME:g}, got {_shown(value)}")
     return number
 
 
@@ -301,6 +325,10 @@ def _mooncake(text: str, path: Path, cfg: TraceConfig) -> tuple[list[Row], int]:
             record = json.loads(line)
         except json.JSONDecodeError as error:
             raise _BadLine("(line)", f"not valid JSON: {error.msg}") from None
+        except ValueError:  # an integer of more digits than Python converts
+            raise _BadLine("(line)", "not valid JSON: a number with too many digits") from None
+        except RecursionError:
+            raise _BadLine("(line)", "not valid JSON: nested too deeply") from None
         if not isinstance(record, dict):
             raise _BadLine("(line)", "expected a JSON object")
         for field in ("timestamp", "input_length", "output_length", "hash_ids"):
@@ -332,13 +360,17 @@ def _mooncake(text: str, path: Path, cfg: TraceConfig) -> tuple[list[Row], int]:
 
 def _csv_lines(text: str, path: Path, needed: tuple[str, ...]) -> list[tuple[int, dict]]:
     reader = csv.DictReader(text.splitlines())
-    header = reader.fieldnames or []
-    missing = [name for name in needed if name not in header]
-    if missing:
-        raise InputError(
-            f"{path}:1: missing column(s) {', '.join(missing)}; the header has {', '.join(header)}"
-        )
-    return [(reader.line_num, row) for row in reader]
+    try:
+        header = reader.fieldnames or []
+        missing = [name for name in needed if name not in header]
+        if missing:
+            raise InputError(
+                f"{path}:1: missing column(s) {', '.join(missing)}; the header has "
+                f"{_clip(', '.join(header))}"
+            )
+        return [(reader.line_num, row) for row in reader]
+    except csv.Error as error:  # a field over the csv module's size limit, a NUL byte
+        raise InputError(f"{path}:{reader.line_num + 1}: not valid CSV: {error}") from None
 
 
 def _azure(text: str, path: Path, cfg: TraceConfig) -> tuple[list[Row], int]:

@@ -35,9 +35,9 @@ def test_allowed_shows_keys_item_bounds_and_validator_rules() -> None:
     row = next(r for r in _section("Traffic").splitlines() if r.startswith("| `tier_mix` |"))
     assert "| keys `standard`, `priority`, `batch`; values >= 0; shares sum to 1 |" in row
     row = next(r for r in _section("EmpiricalLength").splitlines() if "`values`" in r)
-    assert "| length >= 1; each >= 1 |" in row
+    assert "| length >= 1, length <= 1000000; each >= 1, <= 10000000 |" in row
     row = next(r for r in _section("TraceConfig").splitlines() if "`end_s`" in r)
-    assert "| > 0 |" in row  # a bound carried by the type of an optional field
+    assert "| > 0, <= 1000000000 |" in row  # a bound carried by the type of an optional field
 
 
 def test_class_names_do_not_leak_into_prose() -> None:

@@ -20,6 +20,7 @@ from sim.experiments.sweep import (
     run_sweep,
     split_values,
 )
+from sim.results.store import RunFolder
 
 TINY = {
     "name": "tiny",
@@ -177,13 +178,20 @@ def test_a_world_that_cannot_be_built_fails_before_any_run(scenario: Path, tmp_p
         run_sweep(scenario, grid, [0], out, workers=1)
 
 
-def test_a_failing_run_is_reported_by_name(scenario: Path, tmp_path: Path) -> None:
+def test_a_failing_run_is_reported_by_name(
+    scenario: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "sweep"
-    # An unfinished run folder that cannot be moved aside: a file holds the name it goes to.
-    (out / "replicas=1,seed=0").mkdir(parents=True)
-    (out / ".replicas=1,seed=0.old").write_text("in the way")
+    commit = RunFolder.commit
+
+    def full_disk_for_one(folder: RunFolder) -> Path:
+        if folder.out_dir.name == "replicas=1,seed=0":
+            raise OSError(28, "No space left on device")
+        return commit(folder)
+
+    monkeypatch.setattr(RunFolder, "commit", full_disk_for_one)  # in process: workers=1
     with pytest.raises(SweepFailed) as failed:
-        run_sweep(scenario, ["models.m.pools.p.replicas=1,2"], [0], out, workers=2)
+        run_sweep(scenario, ["models.m.pools.p.replicas=1,2"], [0], out, workers=1)
     assert [f.name for f in failed.value.failures] == ["replicas=1,seed=0"]
     assert "run replicas=1,seed=0: " in str(failed.value)
     assert (out / "replicas=2,seed=0" / "summary.json").is_file()
@@ -203,3 +211,40 @@ def test_an_out_that_is_a_file_is_refused_and_kept(scenario: Path, tmp_path: Pat
     with pytest.raises(InputError, match="is a file"):
         run_sweep(scenario, [], [0], out, workers=1)
     assert out.read_text() == "precious"
+
+
+def test_a_sweep_on_a_dask_local_cluster_matches_the_local_one(
+    scenario: Path, tmp_path: Path
+) -> None:
+    distributed = pytest.importorskip("distributed")
+    grid = ["models.m.pools.p.replicas=1,2"]
+    local = run_sweep(scenario, grid, [0, 1], tmp_path / "local", workers=1)
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, dashboard_address=None
+    ) as cluster:
+        on_dask = run_sweep(
+            scenario,
+            grid,
+            [0, 1],
+            tmp_path / "dask",
+            workers=1,
+            scheduler=cluster.scheduler_address,
+        )
+    assert tables_equal(local, on_dask)
+    intervals = pq.read_table(tmp_path / "dask" / "sweep_intervals.parquet")
+    assert set(intervals["replicas"].to_pylist()) == {1, 2}
+    assert set(intervals["replications"].to_pylist()) == {2}
+
+
+def test_sweep_settings_apply_to_every_run(scenario: Path, tmp_path: Path) -> None:
+    table = run_sweep(
+        scenario,
+        ["models.m.pools.p.replicas=1,2"],
+        [0],
+        tmp_path / "s",
+        workers=1,
+        settings=("traffic.0.arrivals.rate_per_s=1",),
+    )
+    for run_dir in table["run_dir"].to_pylist():
+        resolved = yaml.safe_load((tmp_path / "s" / run_dir / "scenario.resolved.yaml").read_text())
+        assert resolved["traffic"][0]["arrivals"]["rate_per_s"] == 1

@@ -116,6 +116,13 @@ def test_a_failed_replica_answers_503_for_all_it_held_and_gets_nothing_until_it_
     routed = arrival[replica == 2]
     assert not ((routed >= 100.0) & (routed < 100.0 + RESTART_S)).any()
     assert ((replica == 2) & (arrival >= 100.0 + RESTART_S)).any()
+    # Every lost attempt is retried by its client (after a backoff) and the retry is served.
+    attempt, logical = _columns(result.requests, "attempt", "logical_id")
+    retried = {
+        (int(lid), int(n)) for lid, n, ok in zip(logical, attempt, status == 200, strict=True) if ok
+    }
+    for lid, n in zip(logical[lost], attempt[lost], strict=True):
+        assert (int(lid), int(n) + 1) in retried
 
 
 def test_failures_are_drawn_per_replica_and_leave_the_workload_alone() -> None:
@@ -310,3 +317,22 @@ def test_migrate_to_needs_a_retiring_model() -> None:
     assert errors == [
         (("traffic", 1, "migrate_to"), "model 'old' has no retire_at_s: nothing to migrate from")
     ]
+
+
+def test_the_autoscaling_rule_is_the_proportional_one_with_a_tolerance() -> None:
+    from sim.replica.autoscaling import AUTOSCALERS
+    from sim.replica.autoscaling.base import FleetSignals
+
+    policy_class = AUTOSCALERS["utilisation"]
+    config = policy_class.Config.model_validate(
+        {"policy": "utilisation", "target": 0.5, "max_replicas": 10}
+    )
+    policy = policy_class(config)
+
+    def wanted(serving: int, utilisation: float) -> int:
+        return policy.wanted(FleetSignals(serving, utilisation, 0.0, 0.0))
+
+    assert wanted(4, 0.54) == 4  # within 10% of the target: no change
+    assert wanted(4, 0.9) == 8  # ceil(4 x 0.9 / 0.5) = ceil(7.2)
+    assert wanted(4, 0.2) == 2  # ceil(1.6)
+    assert wanted(3, 0.0) == 0  # the pool clamps to min_replicas

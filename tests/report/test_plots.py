@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 import sim
 from sim.engine import RunOutput, simulate
 from sim.perf.table import perf_report, plot_perf
-from sim.report import compare_plots, gateway_plots, plots, sweep_plots
+from sim.report import compare_plots, gateway_plots, plan_plots, plots, sweep_plots
 from sim.report.style import PLOT_FUNCTIONS, save
 from sim.results.cache_hits import cache_hits_over_time
 from sim.scenario_loader import load_scenario
@@ -77,6 +77,15 @@ COMPARE = pa.table(
     }
 )
 
+PLAN = pa.table(
+    {
+        "rate_per_s": [4.0, 8.0, 16.0],
+        "met": [True, True, False],
+        "replicas.m.p": [2, 3, None],
+        "cost_per_million_tokens_usd": [1.5, 1.2, None],
+    }
+)
+
 # One call per plot function: a new plot function needs a line here (the test below checks).
 CASES: dict[str, Callable[[RunOutput], Figure]] = {
     "sim.report.plots.latency_cdf": lambda r: plots.latency_cdf(r.requests, 5.0),
@@ -103,6 +112,8 @@ CASES: dict[str, Callable[[RunOutput], Figure]] = {
     "sim.report.compare_plots.variant_metrics": lambda r: compare_plots.variant_metrics(
         COMPARE, ["m.all.ttft_s.p99", "m.all.cache_hit_ratio"]
     ),
+    "sim.report.plan_plots.capacity_curve": lambda r: plan_plots.capacity_curve(PLAN, "rate_per_s"),
+    "sim.report.plan_plots.cost_curve": lambda r: plan_plots.cost_curve(PLAN, "rate_per_s"),
 }
 
 

@@ -1,0 +1,158 @@
+"""`capsim plan`: the command body, registered in sim.cli with `app.command("plan")`."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from sim.experiments.sweep_cli import _cpus, err, out
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+def plan_command(
+    scenario_path: Annotated[Path, typer.Argument(help="Scenario YAML")],
+    slo: Annotated[
+        list[str],
+        typer.Option(
+            help="An SLO on a summary metric, all models, all tiers: ttft_p99_s<=2, "
+            "tpot_p99_s<=0.08, queue_mean_s<=1, status_503_share<=0.01; repeatable"
+        ),
+    ],
+    over: Annotated[
+        str | None,
+        typer.Option(
+            help="Load levels: dotted.path=LOW..HIGH (--steps levels, geometric) or "
+            "dotted.path=v1,v2,... (default: the scenario's own load)"
+        ),
+    ] = None,
+    steps: Annotated[int, typer.Option(min=2, help="Levels of LOW..HIGH")] = 5,
+    max_replicas: Annotated[int, typer.Option(min=1, help="Most replicas per pool searched")] = 64,
+    reverse: Annotated[
+        bool,
+        typer.Option(
+            "--reverse",
+            help="The reverse question: the most load within --over's range that the "
+            "scenario's fleet sustains (bisection, --steps steps)",
+        ),
+    ] = False,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Plan folder (default results/<scenario name>-plan)"),
+    ] = None,
+    settings: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a field of every run: dotted.path=value"),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Local worker processes (default: the CPUs available)"),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="Run on a Dask cluster at tcp://host:port"),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or table")] = False,
+) -> None:
+    """Fewest replicas per pool meeting every SLO at each load level (upper 95% bound over
+    replications), with GPUs, cost and margin; or with --reverse the most load a fleet
+    sustains. Writes plan.parquet and the capacity and cost curves (resumable)."""
+    from sim.errors import InputError
+    from sim.experiments.plan import parse_over, parse_slo, run_capacity, run_plan
+    from sim.experiments.sweep import RunDone, SweepFailed
+    from sim.report.plan_plots import capacity_curve, cost_curve
+    from sim.report.style import save
+    from sim.scenario_loader import load_scenario
+
+    sets = list(settings or [])
+    slos = [parse_slo(text) for text in slo]
+    levels = parse_over(over, steps) if over is not None else None
+    if reverse and levels is None:
+        raise InputError("--reverse needs --over dotted.path=LOW..HIGH: the range searched")
+    base = load_scenario(scenario_path, sets)
+    target = out_dir or Path("results") / f"{base.name}-plan"
+    started = time.perf_counter()
+    with Progress(
+        TextColumn("[bold]plan"),
+        BarColumn(),
+        TextColumn("{task.completed} runs · {task.description}"),
+        TimeElapsedColumn(),
+        console=err,
+        disable=quiet,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("", total=None)
+        counted = 0
+
+        def advance(report: RunDone) -> None:
+            nonlocal counted
+            counted += 1
+            bar.update(task, completed=counted, description=report.name)
+
+        try:
+            if reverse:
+                assert levels is not None
+                table = run_capacity(
+                    scenario_path,
+                    slos,
+                    target,
+                    workers or _cpus(),
+                    levels,
+                    steps,
+                    scheduler,
+                    advance,
+                    sets,
+                )
+            else:
+                table = run_plan(
+                    scenario_path,
+                    slos,
+                    target,
+                    workers or _cpus(),
+                    levels,
+                    max_replicas,
+                    scheduler,
+                    advance,
+                    sets,
+                )
+        except SweepFailed as failed:
+            err.print(str(failed), markup=False, highlight=False)
+            err.print(failed.failures[0].details, markup=False, highlight=False)
+            raise typer.Exit(1) from None
+    if levels is not None and not reverse:
+        load = levels[0].rsplit(".", 1)[-1]
+        (target / "plots").mkdir(exist_ok=True)
+        save(capacity_curve(table, load), target / "plots" / "capacity.png")
+        save(cost_curve(table, load), target / "plots" / "cost.png")
+    if not quiet:
+        print_table(table)
+        err.print(
+            f"{counted} runs in {time.perf_counter() - started:.1f} s; table: "
+            f"{target / 'plan.parquet'}"
+        )
+
+
+def print_table(table: pa.Table) -> None:
+    view = Table(
+        title="plan (SLOs judged on the 95% bound over replications)", title_justify="left"
+    )
+    for name in table.column_names:
+        view.add_column(name, justify="right")
+    for row in table.to_pylist():
+        view.add_row(*(_cell(v) for v in row.values()))
+    out.print(view)
+
+
+def _cell(value: object) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

@@ -1,0 +1,42 @@
+"""Plots of a plan (plan.parquet): replicas per pool and cost per million tokens against load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+from matplotlib.figure import Figure
+
+from sim.report.style import legend, new_figure, plot_function
+from sim.report.sweep_plots import metric_label
+
+
+@plot_function
+def capacity_curve(table: pa.Table, load: str) -> Figure:
+    """The fewest replicas of each pool meeting every SLO, against the load."""
+    data = table.to_pydict()
+    fig, ax = new_figure(figsize=(8, 4.5))
+    x = np.array(data[load], dtype=float)
+    for column in (c for c in table.column_names if c.startswith("replicas.")):
+        y = np.array([np.nan if v is None else v for v in data[column]], dtype=float)
+        ax.plot(x, y, marker="o", label=column.removeprefix("replicas."))
+    ax.set_xlabel(metric_label(load))
+    ax.set_ylabel("replicas (count)")
+    ax.set_title("Capacity: fewest replicas meeting every SLO")
+    legend(ax, title="pool")
+    return fig
+
+
+@plot_function
+def cost_curve(table: pa.Table, load: str) -> Figure:
+    """Cost per million tokens of the planned fleet against the load."""
+    data = table.to_pydict()
+    fig, ax = new_figure(figsize=(8, 4.5))
+    x = np.array(data[load], dtype=float)
+    y = np.array(
+        [np.nan if v is None else v for v in data["cost_per_million_tokens_usd"]], dtype=float
+    )
+    ax.plot(x, y, marker="o")
+    ax.set_xlabel(metric_label(load))
+    ax.set_ylabel("cost per million tokens (USD)")
+    ax.set_title("Cost of the planned fleet per million tokens served")
+    return fig
