@@ -11,17 +11,42 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import slot_scenario
 
 from sim.errors import InputError
 from sim.report.html import write_report
 from sim.results.provenance import scenario_header
-from sim.results.store import resolved_data
 
 REPLICAS = "models.m.pools.p.replicas"
 QUESTION = "Planning question: does a second replica halve the queue?"
-# A tiny M/M/4 case, written out in full as a scenario file.
-SCENARIO = resolved_data(slot_scenario(4, 4.0, 0.5, 30, seed=3))
+SCENARIO = {
+    "name": "tiny",
+    "seed": 3,
+    "duration_s": 30,
+    "warmup_s": 3,
+    "models": {
+        "m": {
+            "architecture": "llama-3.1-8b",
+            "pools": {
+                "p": {
+                    "replicas": 1,
+                    "max_num_seqs": 4,
+                    "perf": {"model": "exponential", "mean_service_s": 0.5},
+                }
+            },
+        }
+    },
+    "accounts": [{"name": "a"}],
+    "traffic": [
+        {
+            "name": "t",
+            "account": "a",
+            "model": "m",
+            "arrivals": {"process": "poisson", "rate_per_s": 4},
+            "prompt_tokens": {"dist": "constant", "value": 100},
+            "output_tokens": {"dist": "constant", "value": 10},
+        }
+    ],
+}
 
 
 def _capsim(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
