@@ -73,17 +73,17 @@ class Pool(StrictModel):
         "queueing_delay, kv_use (null: a fixed count)",
     )
     shed_standard_after_s: NonNegativeSeconds | None = Field(
-        10.0,
+        None,
         description="Shed Standard (and Fast) attempts with 503 once the oldest waiting "
         "Standard or Priority attempt has waited this long, s (null: never on delay)",
     )
     shed_priority_after_s: NonNegativeSeconds | None = Field(
-        30.0,
+        None,
         description="Shed Priority attempts with 503 once the oldest waiting Priority attempt "
         "has waited this long, s (null: never)",
     )
     shed_standard_on_kv_full: bool = Field(
-        True,
+        False,
         description="Also shed Standard while work waits and no serving replica has free KV "
         "blocks for the attempt's prompt",
     )

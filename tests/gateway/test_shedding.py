@@ -78,8 +78,8 @@ def test_standard_is_shed_first_and_priority_keeps_its_ttft() -> None:
 
 
 def test_priority_threshold_below_standard_s_is_refused_naming_the_field() -> None:
-    shed = "\n        shed_standard_after_s: 20\n        shed_priority_after_s: 5"
-    text = QUICKSTART.replace("replicas: 4", "replicas: 4" + shed)
+    text = QUICKSTART.replace("shed_standard_after_s: 10", "shed_standard_after_s: 20")
+    text = text.replace("shed_priority_after_s: 30", "shed_priority_after_s: 5")
     with pytest.raises(InputError) as caught:
         parse_scenario(text, "x.yaml")
     message = str(caught.value)
