@@ -16,6 +16,7 @@ from sim.gateway.billing import price_book
 from sim.gateway.budget import BudgetCheck
 from sim.gateway.gateway import FrontDoorCheck, Gateway
 from sim.gateway.ratelimit import RateLimitCheck
+from sim.gateway.shedding import SheddingCheck
 from sim.perf.base import BatchTimeModel
 from sim.perf.config import RooflinePerf
 from sim.replica.config import Pool
@@ -89,13 +90,15 @@ class Simulation:
                 tiers = ["fast"] if model.fast else pool.tiers
                 for tier in tiers:
                     self.gateway.route(model_id, tier, replica_pool)
-        # Front-door checks in their order: budget (402), request cap and token limits (429).
+        # Front-door checks in their order: budget (402), request cap and token limits (429),
+        # shedding (503).
         self.budget = BudgetCheck(scenario, price_book(scenario))
         self.rate_limits = None
         checks: list[FrontDoorCheck] = [self.budget]
         if scenario.rate_limits is not None:
             self.rate_limits = RateLimitCheck(scenario, scenario.rate_limits)
             checks.append(self.rate_limits)
+        checks.append(SheddingCheck(self.gateway.pools_by_route()))
         self.gateway.checks = tuple(checks)
         self.sources = [self._source(traffic) for traffic in scenario.traffic]
         self.end_s = scenario.duration_s + scenario.drain_s

@@ -51,6 +51,10 @@ class Gateway:
         route = (pool, pool.config.block_size, pool.kv_capacity_blocks)
         self._routes.setdefault((model, tier), route)
 
+    def pools_by_route(self) -> dict[tuple[str, str], ReplicaPool]:
+        """(model id, tier) -> the pool that serves it."""
+        return {key: route[0] for key, route in self._routes.items()}
+
     def retire(self, model: str, moves: dict[str, str]) -> None:
         """From now on `model` is unknown (404), except to the traffic sources in `moves`
         (source name -> the model id they migrate to)."""

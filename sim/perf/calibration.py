@@ -54,6 +54,9 @@ class Calibration(StrictModel):
         ge=0, description="Fixed time of one decode attention kernel, s"
     )
     attention_seq_s: float = Field(ge=0, description="Decode attention time per sequence, s")
+    attention_decode_memory_efficiency: float = Field(
+        gt=0, le=1, description="Fraction of peak HBM bytes/s reached by decode attention"
+    )
     attention_serial_s_per_token: float = Field(
         ge=0,
         description="Prefill attention floor per context token of one sequence, s: a sequence's "
@@ -64,7 +67,7 @@ class Calibration(StrictModel):
         gt=0, le=1, description="Fraction of one-way NVLink bandwidth reached by a ring all-reduce"
     )
     iteration_overhead_s: float = Field(
-        ge=0, description="Host time per iteration not hidden behind the GPU (assumed), s"
+        ge=0, description="Host time per iteration not hidden behind the GPU, s"
     )
 
     def gemm_time_s(self, gpu: Gpu, dtype: ComputeDtype, gemm: Gemm, tokens: float) -> float:
@@ -93,9 +96,8 @@ class Calibration(StrictModel):
         compute_s = flops_per_token / (
             gpu.dense_bf16_flops_per_s * self.attention_compute_efficiency
         )
-        return max(
-            compute_s, kv_bytes_per_token / (gpu.hbm_bytes_per_s * self.gemm_memory_efficiency)
-        )
+        bandwidth = gpu.hbm_bytes_per_s * self.attention_decode_memory_efficiency
+        return max(compute_s, kv_bytes_per_token / bandwidth)
 
     def decode_attention_time_s(
         self,

@@ -45,6 +45,7 @@ class RooflineModel:
         overrides = {
             "gemm_compute_efficiency": self.cfg.compute_efficiency,
             "gemm_memory_efficiency": self.cfg.memory_efficiency,
+            "attention_decode_memory_efficiency": self.cfg.memory_efficiency,
             "iteration_overhead_s": self.cfg.overhead_s,
         }
         base = calibration or get_calibration(gpu.name)

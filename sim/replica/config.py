@@ -13,6 +13,7 @@ from sim.replica.fleet_config import FailuresConfig, RollingUpdateConfig
 from sim.replica.schedulers import SCHEDULERS, SchedulerConfig
 from sim.replica.schedulers.strict_priority import StrictPriorityConfig
 from sim.request import ALL_TIERS, Tier
+from sim.units import NonNegativeSeconds
 from sim.workload.distributions import MAX_TOKENS
 
 
@@ -71,6 +72,21 @@ class Pool(StrictModel):
         description="Scale between min and max replicas toward a target: utilisation, "
         "queueing_delay, kv_use (null: a fixed count)",
     )
+    shed_standard_after_s: NonNegativeSeconds | None = Field(
+        None,
+        description="Shed Standard (and Fast) attempts with 503 once the oldest waiting "
+        "Standard or Priority attempt has waited this long, s (null: never on delay)",
+    )
+    shed_priority_after_s: NonNegativeSeconds | None = Field(
+        None,
+        description="Shed Priority attempts with 503 once the oldest waiting Priority attempt "
+        "has waited this long, s (null: never)",
+    )
+    shed_standard_on_kv_full: bool = Field(
+        False,
+        description="Also shed Standard while work waits and no serving replica has free KV "
+        "blocks for the attempt's prompt",
+    )
     scheduler: SchedulerConfig = Field(
         default_factory=lambda: StrictPriorityConfig(policy="strict_priority"),
         description="Admission order and preemption on a replica: "
@@ -80,6 +96,12 @@ class Pool(StrictModel):
 
     @model_validator(mode="after")
     def _fleet_consistent(self) -> Pool:
+        standard, priority = self.shed_standard_after_s, self.shed_priority_after_s
+        if standard is not None and priority is not None and priority < standard:
+            raise ValueError(
+                f"shed_priority_after_s ({priority:g}) must be at least shed_standard_after_s "
+                f"({standard:g}): Priority is shed last"
+            )
         scaling = self.autoscaling
         if scaling is not None:
             if not scaling.min_replicas <= self.replicas <= scaling.max_replicas:

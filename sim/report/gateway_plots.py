@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 from sim.gateway.limits.base import LIMIT_KINDS
 from sim.report.style import legend, new_figure, plot_function
-from sim.status import STATUS_OK
+from sim.status import STATUS_IN_FLIGHT, STATUS_OK
 
 MOST_ACCOUNTS_PLOTTED = 12  # the accounts with the most attempts, when a run has more
 
@@ -67,6 +67,32 @@ def revenue_over_time(requests: pa.Table, bins: int = 60) -> Figure:
     return fig
 
 
+@plot_function
+def outcomes_over_time(requests: pa.Table, bins: int = 60) -> Figure:
+    """Attempts per second by outcome (200, 429, 503, 402, ...) per tier, by arrival time: when
+    the front door refused, whom, and how retries came back."""
+    tiers = sorted(set(requests["tier"].to_pylist())) or ["standard"]
+    fig, axes = new_figure(len(tiers), 1, figsize=(12, 3 * len(tiers) + 1), sharex=True)
+    axes = np.atleast_1d(axes).reshape(-1, 1)
+    arrival = requests["arrival_s"].to_numpy()
+    status = requests["status"].to_numpy()
+    tier_of = requests["tier"].to_numpy(zero_copy_only=False)
+    edges = np.linspace(0.0, max(float(arrival.max()) if arrival.size else 1.0, 1e-9), bins + 1)
+    width_s = edges[1] - edges[0]
+    centres = (edges[:-1] + edges[1:]) / 2
+    for ax, tier in zip(axes[:, 0], tiers, strict=True):
+        of_tier = tier_of == tier
+        for code in sorted(set(status[of_tier].tolist())):
+            counts, _ = np.histogram(arrival[of_tier & (status == code)], edges)
+            label = "no answer" if code == STATUS_IN_FLIGHT else str(code)
+            ax.plot(centres, counts / width_s, label=label)
+        ax.set_ylabel(f"{tier} (attempts/s)")
+        legend(ax, title="status")
+    axes[-1, 0].set_xlabel("simulated time (s)")
+    axes[0, 0].set_title("Outcomes of attempts over time, per tier (by arrival)")
+    return fig
+
+
 def accounts_to_plot(limits: pa.Table) -> list[str]:
     """Every account, or the MOST_ACCOUNTS_PLOTTED with the most attempts."""
     if limits.num_rows == 0:
@@ -80,8 +106,12 @@ def accounts_to_plot(limits: pa.Table) -> list[str]:
 
 
 def gateway_figures(requests: pa.Table, limits: pa.Table) -> dict[str, Figure]:
-    """Revenue over time, and the limits of each plotted account, by file stem."""
-    figures = {"revenue_over_time": revenue_over_time(requests)}
+    """Revenue and attempt outcomes over time, and the limits of each plotted account, by
+    file stem."""
+    figures = {
+        "revenue_over_time": revenue_over_time(requests),
+        "outcomes_over_time": outcomes_over_time(requests),
+    }
     for account in accounts_to_plot(limits):
         slug = re.sub(r"[^A-Za-z0-9_.-]", "_", account)
         figures[f"limits_{slug}"] = account_limits(limits, account)

@@ -11,7 +11,12 @@ import pyarrow as pa
 from matplotlib.figure import Figure
 
 from sim.report.style import legend, new_figure, plot_function, save
-from sim.results.cache_hits import STATED_HIT_RATIO_BY_TURN, TURN_CAP, turn_label
+from sim.results.cache_hits import (
+    STATED_HIT_RATIO_BY_TURN,
+    TURN_CAP,
+    hit_ratio_by_turn,
+    turn_label,
+)
 from sim.results.timeseries import POOL_LEVEL
 from sim.status import STATUS_OK
 
@@ -152,13 +157,13 @@ def cache_hit_by_turn(runs: Mapping[str, pa.Table], warmup_s: float = 0.0) -> Fi
     fig, ax = new_figure(figsize=(10, 4.5))
     for label, table in runs.items():
         hits = _columns(table)
-        rows = (hits["turn"] >= 1) & (hits["t_s"] > warmup_s)
-        turn = hits["turn"][rows]
-        prompt = np.bincount(turn, hits["prompt_tokens"][rows], TURN_CAP + 1)[1:]
-        cached = np.bincount(turn, hits["cached_tokens"][rows], TURN_CAP + 1)[1:]
-        seen = np.flatnonzero(prompt > 0)
-        if seen.size:
-            ax.plot(seen + 1, 100 * cached[seen] / prompt[seen], "o-", label=label)
+        rows = hits["t_s"] > warmup_s
+        by_turn = hit_ratio_by_turn(
+            hits["turn"][rows], hits["prompt_tokens"][rows], hits["cached_tokens"][rows]
+        )
+        if by_turn:
+            turns = [int(name.rstrip("+")) for name in by_turn]
+            ax.plot(turns, [100 * r for r in by_turn.values()], "o-", label=label)
     stated = sorted(STATED_HIT_RATIO_BY_TURN.items())
     ax.plot(
         [t for t, _ in stated],

@@ -52,6 +52,9 @@ def _scenario(replicas: int, routing: str) -> Scenario:
                             "replicas": replicas,
                             "max_num_seqs": 2,
                             "perf": {"model": "exponential", "mean_service_s": 0.5},
+                            # The small fleet queues long: no shedding, so no retries.
+                            "shed_standard_after_s": None,
+                            "shed_priority_after_s": None,
                         }
                     },
                     "routing": {"policy": routing},

@@ -7,6 +7,8 @@ import random
 import pytest
 
 from sim.errors import InputError
+from sim.perf.calibration import get_calibration
+from sim.perf.catalog import get_architecture, get_gpu
 from sim.perf.config import RooflinePerf
 from sim.perf.roofline import RooflineModel, build_batch_time_model, expected_tokens_per_step
 from sim.perf.shapes import expected_experts
@@ -194,3 +196,23 @@ def test_moe_reads_only_the_experts_a_batch_touches() -> None:
         assert gemm.bytes(4096) >= 0.99 * gemm.weight_bytes
     # Going from 1 to 64 sequences touches about 39x more experts per layer: the step grows.
     assert model.iteration_time_s(64, 64_000, []) > 1.5 * model.iteration_time_s(1, 1_000, [])
+
+
+# Batch-1 decode of Llama-3.1-8B (BF16) measured with vLLM (docs/performance-model.md,
+# "Iteration overhead and decode attention"): about 75 tok/s on an A100 40GB, 77% of its
+# weight-read ceiling; the same share of an H100's ceiling is 161 tok/s.
+BATCH1_MEASURED_TOK_S = {"a100-40gb": 75.0, "h100": 0.77 * 3.35e12 / 16.06e9}
+
+
+@pytest.mark.parametrize("gpu", sorted(BATCH1_MEASURED_TOK_S))
+def test_batch1_decode_of_an_8b_model_is_within_10_percent_of_the_measured(gpu: str) -> None:
+    arch = get_architecture("llama-3.1-8b")
+    if gpu == "a100-40gb":  # the catalog's A100 is the 80GB part: same chip, 1.555 TB/s
+        part = get_gpu("a100").model_copy(update={"hbm_bytes_per_s": 1.555e12, "hbm_bytes": 40e9})
+        model = RooflineModel(arch, part, 1, calibration=get_calibration("a100"))
+    else:
+        model = build_batch_time_model("llama-3.1-8b", gpu, 1)
+    # 1,024 prompt tokens and 128 generated, as measured: the context over the answer.
+    tokens_per_s = [1 / model.iteration_time_s(1, context, []) for context in (1024, 1152)]
+    for rate in tokens_per_s:
+        assert rate == pytest.approx(BATCH1_MEASURED_TOK_S[gpu], rel=0.10)

@@ -101,7 +101,7 @@ def test_a_failed_replica_answers_503_for_all_it_held_and_gets_nothing_until_it_
 ) -> None:
     failures = {"scheduled": [{"at_s": 100, "replica": 2}], "restart_s": RESTART_S}
     # Busy enough that replica 2 holds attempts when it fails, whatever the routing.
-    scenario = _scenario({"failures": failures}, policy=policy, duration_s=200, rate_per_s=6.0)
+    scenario = _scenario({"failures": failures}, policy=policy, duration_s=200, rate_per_s=10.0)
     result, log = _run_logged(scenario)
     assert log[:2] == [(100.0, 2, "starting"), (140.0, 2, "serving")]
     status, replica, arrival, finished = _columns(

@@ -105,6 +105,9 @@ CASES: dict[str, Callable[[RunOutput], Figure]] = {
     "sim.report.gateway_plots.revenue_over_time": lambda r: gateway_plots.revenue_over_time(
         r.requests
     ),
+    "sim.report.gateway_plots.outcomes_over_time": lambda r: gateway_plots.outcomes_over_time(
+        r.requests
+    ),
     "sim.perf.table.plot_perf": lambda r: plot_perf(perf_report("h100", "llama-3.1-8b", 1, 2048)),
     "sim.report.compare_plots.variant_latency_cdfs": lambda r: compare_plots.variant_latency_cdfs(
         {"a": r.requests, "b": r.requests}, 5.0
