@@ -169,6 +169,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
             f"{pool['waiting_mean']:.1f}",
         )
     out.print(pools)
+    _print_economics(summary.get("economics"))
     revenue = summary["revenue"]
     if revenue["by_account"]:
         bill = Table(
@@ -244,6 +245,32 @@ def _refusals(group: dict[str, Any]) -> str:
         if int(code) != STATUS_OK and int(code) not in RETRYABLE
     ]
     return " ".join(final) or "0"
+
+
+def _print_economics(economics: dict[str, Any] | None) -> None:
+    """Cost, revenue and margin per pool and for the fleet, over the measured window."""
+    if not economics or not economics["pools"]:
+        return
+    table = Table(title="economics, measured window", title_justify="left")
+    columns = ("model", "pool", "GPU-h", "cost $", "revenue $", "margin $", "cost $/Mtok out")
+    for column in (*columns, "revenue $/Mtok out"):
+        table.add_column(column, justify="left" if column in ("model", "pool") else "right")
+    rows = [(p["model"], p["pool"], p) for p in economics["pools"]]
+    for model, pool, row in [*rows, ("fleet", "", economics["fleet"])]:
+        out_cost, out_revenue = (
+            row[k]["output"] for k in ("cost_usd_per_mtok", "revenue_usd_per_mtok")
+        )
+        table.add_row(
+            model,
+            pool,
+            f"{row['gpu_hours']:.2f}",
+            f"{row['cost_usd']:,.2f}",
+            f"{row['revenue_usd']:,.2f}",
+            f"{row['margin_usd']:,.2f}",
+            "-" if out_cost is None else f"{out_cost:,.2f}",
+            "-" if out_revenue is None else f"{out_revenue:,.2f}",
+        )
+    out.print(table)
 
 
 def _pair(stats: dict[str, Any], scale: float) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 
@@ -31,6 +31,9 @@ from sim.routing.weighted_scorer import WeightedScorerConfig
 from sim.units import NonNegativeSeconds, PositiveSeconds, Seconds
 from sim.workload.config import Traffic
 from sim.workload.retry import RetryConfig
+
+# USD per GPU-hour: positive and finite.
+GpuPrice = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 class Model(StrictModel):
@@ -128,6 +131,13 @@ class Scenario(StrictModel):
     billing: Billing = Field(
         default_factory=Billing, description="Price multipliers and the budget period"
     )
+    gpu_prices_usd_per_hour: dict[str, GpuPrice] = Field(
+        default_factory=dict,
+        validate_default=True,  # the default, too, is the catalog's prices
+        description="What a GPU-hour costs the provider, USD, per GPU type: every cost figure "
+        "(the summary's economics) prices GPU-hours with it; a type not given keeps the "
+        "catalog's `price_per_gpu_hour_usd`",
+    )
 
     variants: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
@@ -146,6 +156,17 @@ class Scenario(StrictModel):
     @classmethod
     def _over_defaults(cls, value: Any) -> Any:
         return merge_spend_tiers(value)
+
+    @field_validator("gpu_prices_usd_per_hour", mode="before")
+    @classmethod
+    def _over_catalog_prices(cls, value: Any) -> Any:
+        """The catalog's prices, with the scenario's over them (the resolved scenario shows
+        every GPU type's price as used)."""
+        from sim.perf.catalog import get_gpu, gpu_names
+
+        if not isinstance(value, dict):
+            return value  # pydantic reports the wrong type
+        return {name: get_gpu(name).price_per_gpu_hour_usd for name in gpu_names()} | value
 
     @model_validator(mode="after")
     def _warmup_inside(self) -> Scenario:
@@ -215,6 +236,11 @@ def cross_reference_errors(scenario: Scenario) -> list[tuple[tuple[Any, ...], st
                         f"no pool of model {source.model!r} serves {tier}",
                     )
                 )
+    for gpu in scenario.gpu_prices_usd_per_hour:
+        if gpu not in gpu_names():
+            errors.append(
+                (("gpu_prices_usd_per_hour", gpu), f"unknown gpu {gpu!r}; {_one_of(gpu_names())}")
+            )
     for model_id, model in scenario.models.items():
         if model.architecture not in architecture_names():
             errors.append(

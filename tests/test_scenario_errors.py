@@ -98,6 +98,15 @@ def test_unknown_gpu_and_architecture_list_the_catalog() -> None:
     assert "unknown architecture 'llama-9b'" in _error(GOOD.replace("llama-3.1-8b", "llama-9b"))
 
 
+def test_gpu_prices_name_catalog_gpus_and_are_positive() -> None:
+    text = GOOD.replace("seed: 42", "seed: 42\ngpu_prices_usd_per_hour: {h800: 5}")
+    message = _error(text)
+    line = _line_of(text, "gpu_prices_usd_per_hour")
+    assert f"x.yaml:{line}: gpu_prices_usd_per_hour.h800: unknown gpu 'h800'" in message
+    text = GOOD.replace("seed: 42", "seed: 42\ngpu_prices_usd_per_hour: {h100: 0}")
+    assert "gpu_prices_usd_per_hour.h100: must be > 0" in _error(text)
+
+
 def test_bad_duration_string() -> None:
     text = GOOD.replace("duration_s: 30m", "duration_s: 30 minutes")
     line = _line_of(text, "duration_s:")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ import pyarrow.parquet as pq
 from sim.engine import ProgressCallback, simulate
 from sim.results.bill import bill
 from sim.results.cache_hits import cache_hits_over_time
+from sim.results.economics import economics, usd_per_replica_hour
 from sim.results.provenance import RUN_INFO, Origin, run_info, write_json
 from sim.results.store import RunFolder, write_run
 from sim.results.summary import summarize
@@ -68,6 +70,7 @@ def _run(
     summary["trace_lines_skipped"] = result.trace_lines_skipped
     summary["sessions"] = result.sessions
     summary["warnings"] = result.warnings
+    summary["economics"] = economics(scenario, result.requests, summary)
 
     cache_hits = cache_hits_over_time(result.requests, result.timeseries)
 
@@ -75,6 +78,9 @@ def _run(
         write_json(folder / RUN_INFO, run_info(scenario, origin, out_dir))
         pq.write_table(result.limits, folder / "limits.parquet")
         pq.write_table(bill(result.requests), folder / "bill.parquet")
+        (folder / "economics.json").write_text(
+            json.dumps(summary["economics"], indent=2, allow_nan=False) + "\n"
+        )
         if plots:
             from sim.report.gateway_plots import gateway_figures
             from sim.report.plots import write_plots as draw
@@ -87,7 +93,16 @@ def _run(
                 folder / "plots",
                 _session_hits_by_model(scenario, cache_hits),
             )
-            for name, fig in gateway_figures(result.requests, result.limits).items():
+            from sim.report.economics_plots import economics_figures
+
+            figures = gateway_figures(result.requests, result.limits) | economics_figures(
+                result.requests,
+                result.timeseries,
+                usd_per_replica_hour(scenario),
+                summary["economics"],
+                scenario.warmup_s,
+            )
+            for name, fig in figures.items():
                 save(fig, folder / "plots" / f"{name}.png")
 
     written = write_run(

@@ -21,9 +21,18 @@ from matplotlib.figure import Figure
 import sim
 from sim.engine import RunOutput, simulate
 from sim.perf.table import perf_report, plot_perf
-from sim.report import compare_plots, gateway_plots, plan_plots, plots, sweep_plots
+from sim.report import (
+    compare_plots,
+    economics_plots,
+    gateway_plots,
+    plan_plots,
+    plots,
+    sweep_plots,
+)
 from sim.report.style import PLOT_FUNCTIONS, save
 from sim.results.cache_hits import cache_hits_over_time
+from sim.results.economics import economics
+from sim.results.summary import summarize
 from sim.scenario_loader import load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,13 +56,21 @@ def test_importing_every_sim_module_sets_no_backend() -> None:
     assert done.returncode == 0, done.stderr
 
 
+QUICK = ["duration_s=40", "warmup_s=5", "models.llama-8b.pools.standard.replicas=2"]
+
+
 @pytest.fixture(scope="module")
 def run() -> RunOutput:
-    scenario = load_scenario(
-        ROOT / "scenarios" / "quickstart.yaml",
-        ["duration_s=40", "warmup_s=5", "models.llama-8b.pools.standard.replicas=2"],
-    )
-    return simulate(scenario)
+    return simulate(load_scenario(ROOT / "scenarios" / "quickstart.yaml", QUICK))
+
+
+def _economics(run: RunOutput) -> dict[str, Any]:
+    scenario = load_scenario(ROOT / "scenarios" / "quickstart.yaml", QUICK)
+    summary = summarize(run.requests, run.timeseries, 5.0, 40.0)
+    return economics(scenario, run.requests, summary)
+
+
+QUICK_REPLICA_USD = {("llama-8b", "standard"): 8.0}  # one H100 per replica
 
 
 SWEEP = pa.table(
@@ -107,6 +124,14 @@ CASES: dict[str, Callable[[RunOutput], Figure]] = {
     ),
     "sim.report.gateway_plots.outcomes_over_time": lambda r: gateway_plots.outcomes_over_time(
         r.requests
+    ),
+    "sim.report.economics_plots.revenue_and_cost_over_time": (
+        lambda r: economics_plots.revenue_and_cost_over_time(
+            r.requests, r.timeseries, QUICK_REPLICA_USD, 5.0
+        )
+    ),
+    "sim.report.economics_plots.cost_per_mtok_by_model": (
+        lambda r: economics_plots.cost_per_mtok_by_model(_economics(r))
     ),
     "sim.perf.table.plot_perf": lambda r: plot_perf(perf_report("h100", "llama-3.1-8b", 1, 2048)),
     "sim.report.compare_plots.variant_latency_cdfs": lambda r: compare_plots.variant_latency_cdfs(
