@@ -90,7 +90,7 @@ def cost_per_mtok_by_model(economics: Mapping[str, Any]) -> Figure:
         )
     ax.set_xticks(np.arange(len(models)), models)
     ax.set_xlabel("model id (measured window)")
-    ax.set_ylabel("USD per million tokens")
+    ax.set_ylabel("price or cost (USD per million tokens)")
     ax.set_title("Fleet cost (bars) and revenue (diamonds) per million tokens of each kind")
     legend(ax, ncols=2)
     return fig
