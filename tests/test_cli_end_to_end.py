@@ -53,6 +53,7 @@ def test_run_writes_every_result_and_the_resolved_scenario_reproduces_it(tmp_pat
         "limits.parquet",
         ".capsim-run",
         "bill.parquet",
+        "economics.json",
         "timeseries.parquet",
         "cache_hits.parquet",
         "summary.json",
@@ -60,7 +61,13 @@ def test_run_writes_every_result_and_the_resolved_scenario_reproduces_it(tmp_pat
         "run.json",
         "plots",
     }
-    for plot in ("latency_cdf.png", "latency_load_over_time.png", "kv_cache_over_time.png"):
+    plotted = (
+        "latency_cdf",
+        "latency_load_over_time",
+        "kv_cache_over_time",
+        "cost_per_mtok_by_model",
+    )
+    for plot in (f"{name}.png" for name in plotted):
         assert (out / "plots" / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     requests = pq.read_table(out / "requests.parquet")
     assert set(REQUEST_COLUMNS) <= set(requests.column_names)
@@ -70,6 +77,8 @@ def test_run_writes_every_result_and_the_resolved_scenario_reproduces_it(tmp_pat
     for metric in ("ttft_s", "tpot_s", "e2e_s", "queue_s"):
         assert {"p50", "p90", "p99"} <= set(group[metric])
     assert 0 < summary["pools"][0]["utilisation"] <= 1
+    assert json.loads((out / "economics.json").read_text()) == summary["economics"]
+    assert "economics, measured window" in done.stdout
     # The resolved scenario is a complete scenario: running it gives the same requests.
     resolved = yaml.safe_load((out / "scenario.resolved.yaml").read_text())
     assert resolved["sample_interval_s"] == 1.0  # duration / 300, at least 1 s
