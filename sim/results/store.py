@@ -184,6 +184,10 @@ def resolved_data(scenario: Scenario) -> dict[str, Any]:
     """The scenario as plain data with every default filled in, derived ones as used."""
     data = scenario.model_dump(mode="json", by_alias=True)
     data["sample_interval_s"] = scenario.sample_period_s
+    for model_id, model in scenario.models.items():
+        for pool_name, pool in model.pools.items():
+            if pool.slot_model:  # a slot model caches nothing: written as used, it reloads
+                data["models"][model_id]["pools"][pool_name]["prefix_caching"] = False
     return data
 
 

@@ -132,3 +132,17 @@ def test_the_next_run_removes_what_a_killed_one_left(tmp_path: Path) -> None:
         folder.mkdir()
     _write(tmp_path / "run")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, mine.name, "run"])
+
+
+def test_a_slot_model_scenario_resolved_reloads_as_it_ran() -> None:
+    """The resolved file states a slot pool's prefix caching as used (off), so it loads again
+    (an explicit `prefix_caching: true` is refused for slot models) and means the same run."""
+    from helpers import slot_scenario
+
+    from sim.scenario_loader import parse_scenario
+
+    scenario = slot_scenario(2, 1.0, 1.0, 100.0, seed=3)
+    text = store.resolved_yaml(scenario)
+    reloaded = parse_scenario(text, "scenario.resolved.yaml")
+    assert reloaded.models["m"].pools["p"].prefix_caching is False
+    assert store.resolved_yaml(reloaded) == text
