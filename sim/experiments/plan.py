@@ -41,7 +41,6 @@ from sim.experiments.sweep import (
     summary_metrics,
     write_table,
 )
-from sim.perf.catalog import get_gpu
 from sim.results.store import check_replaceable
 from sim.scenario import Scenario
 from sim.scenario_loader import load_scenario
@@ -162,7 +161,7 @@ class Planner:
         self.base = load_scenario(path, self.settings)
         self.seeds = replication_seeds(self.base.seed, self.base.replications)
         self.pools = [
-            PoolRef(m, p, pool.gpus_per_replica, get_gpu(pool.gpu).price_per_gpu_hour_usd)
+            PoolRef(m, p, pool.gpus_per_replica, self.base.gpu_prices_usd_per_hour[pool.gpu])
             for m, model in self.base.models.items()
             for p, pool in model.pools.items()
         ]
