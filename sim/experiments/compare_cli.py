@@ -8,10 +8,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from sim.experiments.sweep_cli import _cpus, err, out
+from sim.experiments.sweep_cli import (
+    DaskOption,
+    WorkersOption,
+    _cpus,
+    err,
+    exit_failed,
+    out,
+    runs_bar,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -40,16 +47,8 @@ def compare_command(
             help="Override a field of every run: dotted.path=value (YAML value); repeatable",
         ),
     ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(min=1, help="Local worker processes (default: the CPUs available)"),
-    ] = None,
-    scheduler: Annotated[
-        str | None,
-        typer.Option(
-            help="Run on a Dask cluster at tcp://host:port (pip install capsim\\[cluster])"
-        ),
-    ] = None,
+    workers: WorkersOption = None,
+    scheduler: DaskOption = None,
     plots: Annotated[bool, typer.Option("--plots", help="Write each run's PNG plots")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table")] = False,
 ) -> None:
@@ -68,16 +67,7 @@ def compare_command(
     target = out_dir or Path("results") / f"{folder_name(base.name)}-compare"
     total = len(variants(base)) * base.replications
     started = time.perf_counter()
-    with Progress(
-        TextColumn("[bold]compare"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("runs · {task.description}"),
-        TimeElapsedColumn(),
-        console=err,
-        disable=quiet,
-        transient=True,
-    ) as bar:
+    with runs_bar("compare", quiet) as bar:
         task = bar.add_task("", total=total)
 
         def advance(report: RunDone) -> None:
@@ -88,9 +78,7 @@ def compare_command(
                 scenario_path, target, workers or _cpus(), scheduler, plots, advance, sets
             )
         except SweepFailed as failed:
-            err.print(str(failed), markup=False, highlight=False)
-            err.print(failed.failures[0].details, markup=False, highlight=False)
-            raise typer.Exit(1) from None
+            exit_failed(failed)
     write_command_info(target)
     (target / "plots").mkdir(exist_ok=True)
     for name, fig in compare_figures(target, runs, table, base.warmup_s).items():

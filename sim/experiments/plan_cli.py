@@ -8,10 +8,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from sim.experiments.sweep_cli import _cpus, err, out
+from sim.experiments.sweep_cli import (
+    DaskOption,
+    WorkersOption,
+    _cpus,
+    err,
+    exit_failed,
+    out,
+    runs_bar,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -51,14 +58,8 @@ def plan_command(
         list[str] | None,
         typer.Option("--set", help="Override a field of every run: dotted.path=value"),
     ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(min=1, help="Local worker processes (default: the CPUs available)"),
-    ] = None,
-    scheduler: Annotated[
-        str | None,
-        typer.Option(help="Run on a Dask cluster at tcp://host:port"),
-    ] = None,
+    workers: WorkersOption = None,
+    scheduler: DaskOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or table")] = False,
 ) -> None:
     """Fewest replicas per pool meeting every SLO at each load level (upper 95% bound over
@@ -69,6 +70,7 @@ def plan_command(
     from sim.experiments.sweep import RunDone, SweepFailed
     from sim.report.plan_plots import capacity_curve, cost_curve
     from sim.report.style import save
+    from sim.results.store import folder_name
     from sim.scenario_loader import load_scenario
 
     sets = list(settings or [])
@@ -77,17 +79,9 @@ def plan_command(
     if reverse and levels is None:
         raise InputError("--reverse needs --over dotted.path=LOW..HIGH: the range searched")
     base = load_scenario(scenario_path, sets)
-    target = out_dir or Path("results") / f"{base.name}-plan"
+    target = out_dir or Path("results") / f"{folder_name(base.name)}-plan"
     started = time.perf_counter()
-    with Progress(
-        TextColumn("[bold]plan"),
-        BarColumn(),
-        TextColumn("{task.completed} runs · {task.description}"),
-        TimeElapsedColumn(),
-        console=err,
-        disable=quiet,
-        transient=True,
-    ) as bar:
+    with runs_bar("plan", quiet, total_known=False) as bar:
         task = bar.add_task("", total=None)
         counted = 0
 
@@ -123,9 +117,7 @@ def plan_command(
                     sets,
                 )
         except SweepFailed as failed:
-            err.print(str(failed), markup=False, highlight=False)
-            err.print(failed.failures[0].details, markup=False, highlight=False)
-            raise typer.Exit(1) from None
+            exit_failed(failed)
     if levels is not None and not reverse:
         load = levels[0].rsplit(".", 1)[-1]
         (target / "plots").mkdir(exist_ok=True)

@@ -9,7 +9,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -19,8 +19,43 @@ from rich.table import Table
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from sim.experiments.sweep import SweepFailed
+
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+# The executor options that sweep, compare and plan share.
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(min=1, help="Local worker processes (default: the CPUs available)"),
+]
+DaskOption = Annotated[
+    str | None,
+    typer.Option(help="Run on a Dask cluster at tcp://host:port (pip install capsim\\[cluster])"),
+]
+
+
+def runs_bar(label: str, quiet: bool, total_known: bool = True) -> Progress:
+    """The progress bar over an experiment's runs (on stderr, gone when done)."""
+    counts = [MofNCompleteColumn(), TextColumn("runs · {task.description}")]
+    if not total_known:
+        counts = [TextColumn("{task.completed} runs · {task.description}")]
+    return Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        *counts,
+        TimeElapsedColumn(),
+        console=err,
+        disable=quiet,
+        transient=True,
+    )
+
+
+def exit_failed(failed: SweepFailed) -> NoReturn:
+    """A run of the experiment failed: say which and why, exit 1."""
+    err.print(str(failed), markup=False, highlight=False)
+    err.print(failed.failures[0].details, markup=False, highlight=False)
+    raise typer.Exit(1) from None
 
 
 def sweep_command(
@@ -52,16 +87,8 @@ def sweep_command(
         Path | None,
         typer.Option("--out", help="Sweep folder (default results/<scenario name>-sweep)"),
     ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(min=1, help="Local worker processes (default: the CPUs available)"),
-    ] = None,
-    scheduler: Annotated[
-        str | None,
-        typer.Option(
-            help="Run on a Dask cluster at tcp://host:port (pip install capsim\\[cluster])"
-        ),
-    ] = None,
+    workers: WorkersOption = None,
+    scheduler: DaskOption = None,
     plots: Annotated[bool, typer.Option("--plots", help="Write each run's PNG plots")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or table")] = False,
 ) -> None:
@@ -89,16 +116,7 @@ def sweep_command(
     total = len(points) * len(seed_list)
     resumed = 0
     started = time.perf_counter()
-    with Progress(
-        TextColumn("[bold]sweep"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("runs · {task.description}"),
-        TimeElapsedColumn(),
-        console=err,
-        disable=quiet,
-        transient=True,
-    ) as bar:
+    with runs_bar("sweep", quiet) as bar:
         task = bar.add_task("", total=total)
 
         def advance(report: RunDone) -> None:
@@ -120,9 +138,7 @@ def sweep_command(
             )
             write_command_info(target)
         except SweepFailed as failed:
-            err.print(str(failed), markup=False, highlight=False)
-            err.print(failed.failures[0].details, markup=False, highlight=False)
-            raise typer.Exit(1) from None
+            exit_failed(failed)
     if not quiet:
         _print_table(table)
         err.print(
