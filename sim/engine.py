@@ -7,6 +7,7 @@ import gc
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyarrow as pa
 import simpy
@@ -22,7 +23,7 @@ from sim.perf.config import RooflinePerf
 from sim.replica.config import Pool
 from sim.replica.pool import ReplicaPool
 from sim.results.limits import LimitsSampler
-from sim.results.records import RequestRecorder
+from sim.results.records import Records, RequestRecorder
 from sim.results.timeseries import TimeSeriesSampler
 from sim.scenario import Scenario
 from sim.workload.config import Traffic
@@ -36,7 +37,7 @@ ProgressCallback = Callable[[float, float], None]  # (simulated seconds so far, 
 
 @dataclass
 class RunOutput:
-    requests: pa.Table
+    records: Records  # requests.parquet, written as the run went
     timeseries: pa.Table
     limits: pa.Table  # limits.parquet: per (account, model id) and sampling time
     end_s: float
@@ -46,6 +47,12 @@ class RunOutput:
     warnings: list[str]  # said at run time and kept in summary.json
     sessions: dict[str, dict[str, int]]  # per session source: started, completed, abandoned
     arrivals_end_s: float  # duration_s, or earlier when every source stopped early
+
+    @property
+    def requests(self) -> pa.Table:
+        """Every record, every column, in memory: for small runs (tests, notebooks); a run's
+        own analysis reads only the columns it needs (`records.read`)."""
+        return self.records.read()
 
 
 def _perf_and_capacity(model_arch: str, pool: Pool) -> tuple[BatchTimeModel | None, int]:
@@ -63,10 +70,12 @@ def _perf_and_capacity(model_arch: str, pool: Pool) -> tuple[BatchTimeModel | No
 
 
 class Simulation:
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(self, scenario: Scenario, records_path: Path | None = None) -> None:
+        """Records stream to `records_path` as the run goes (into a buffer in memory without
+        one)."""
         self.scenario = scenario
         self.env = Clock()
-        self.recorder = RequestRecorder()
+        self.recorder = RequestRecorder(records_path or pa.BufferOutputStream())
         self._ids = itertools.count()
         self.gateway = Gateway(self.env, self.recorder.record)
         self._users = {account.name: account.users for account in scenario.accounts}
@@ -178,7 +187,7 @@ class Simulation:
             if isinstance(source, SessionSource)
         }
         return RunOutput(
-            self.recorder.table(),
+            self.recorder.close(),
             self.sampler.table(),
             self.limits_sampler.table(),
             self.env.now,
@@ -233,5 +242,9 @@ class Simulation:
                     self.recorder.record(request)
 
 
-def simulate(scenario: Scenario, progress: ProgressCallback | None = None) -> RunOutput:
-    return Simulation(scenario).run(progress)
+def simulate(
+    scenario: Scenario,
+    progress: ProgressCallback | None = None,
+    records_path: Path | None = None,
+) -> RunOutput:
+    return Simulation(scenario, records_path).run(progress)

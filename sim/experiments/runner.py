@@ -13,11 +13,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sim.engine import ProgressCallback, simulate
+from sim.results.bill import COLUMNS as bill_columns
 from sim.results.bill import bill
+from sim.results.cache_hits import COLUMNS as cache_hits_columns
 from sim.results.cache_hits import cache_hits_over_time
+from sim.results.economics import COLUMNS as economics_columns
 from sim.results.economics import economics, usd_per_replica_hour
 from sim.results.provenance import RUN_INFO, Origin, run_info, write_json
 from sim.results.store import RunFolder, write_run
+from sim.results.summary import COLUMNS as summary_columns
 from sim.results.summary import summarize
 from sim.scenario import Scenario
 
@@ -58,10 +62,12 @@ def _run(
     out_dir: Path,
 ) -> RunReport:
     started = time.perf_counter()
-    result = simulate(scenario, progress)
+    result = simulate(scenario, progress, folder.tmp / "requests.parquet")
     simulate_s = time.perf_counter() - started
+    # Each analysis reads only the columns it needs from the records written during the run.
+    records = result.records
     summary = summarize(
-        result.requests,
+        records.read(summary_columns),
         result.timeseries,
         scenario.warmup_s,
         scenario.duration_s,
@@ -70,33 +76,37 @@ def _run(
     summary["trace_lines_skipped"] = result.trace_lines_skipped
     summary["sessions"] = result.sessions
     summary["warnings"] = result.warnings
-    summary["economics"] = economics(scenario, result.requests, summary)
+    summary["economics"] = economics(scenario, records.read(economics_columns), summary)
 
-    cache_hits = cache_hits_over_time(result.requests, result.timeseries)
+    cache_hits = cache_hits_over_time(records.read(cache_hits_columns), result.timeseries)
 
     def write_extra(folder: Path) -> None:
         write_json(folder / RUN_INFO, run_info(scenario, origin, out_dir))
         pq.write_table(result.limits, folder / "limits.parquet")
-        pq.write_table(bill(result.requests), folder / "bill.parquet")
+        pq.write_table(bill(records.read(bill_columns)), folder / "bill.parquet")
         (folder / "economics.json").write_text(
             json.dumps(summary["economics"], indent=2, allow_nan=False) + "\n"
         )
         if plots:
+            from sim.report.economics_plots import COLUMNS as economics_plot_columns
+            from sim.report.economics_plots import economics_figures
+            from sim.report.gateway_plots import COLUMNS as gateway_plot_columns
             from sim.report.gateway_plots import gateway_figures
+            from sim.report.plots import COLUMNS as plot_columns
             from sim.report.plots import write_plots as draw
             from sim.report.style import save
 
             draw(
-                result.requests,
+                records.read(plot_columns),
                 result.timeseries,
                 scenario.warmup_s,
                 folder / "plots",
                 _session_hits_by_model(scenario, cache_hits),
             )
-            from sim.report.economics_plots import economics_figures
-
-            figures = gateway_figures(result.requests, result.limits) | economics_figures(
-                result.requests,
+            figures = gateway_figures(
+                records.read(gateway_plot_columns), result.limits
+            ) | economics_figures(
+                records.read(economics_plot_columns),
                 result.timeseries,
                 usd_per_replica_hour(scenario),
                 summary["economics"],
@@ -105,13 +115,11 @@ def _run(
             for name, fig in figures.items():
                 save(fig, folder / "plots" / f"{name}.png")
 
-    written = write_run(
-        folder, scenario, result.requests, result.timeseries, cache_hits, summary, write_extra
-    )
+    written = write_run(folder, scenario, None, result.timeseries, cache_hits, summary, write_extra)
     return RunReport(
         written,
         summary,
-        result.requests.num_rows,
+        records.rows,
         result.events,
         simulate_s,
         time.perf_counter() - started,

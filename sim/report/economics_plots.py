@@ -17,6 +17,7 @@ from sim.results.timeseries import POOL_LEVEL
 from sim.status import STATUS_OK
 
 HOUR_S = 3600.0
+COLUMNS = ("status", "finished_s", "cost_usd")  # the request columns read
 
 
 @plot_function

@@ -15,6 +15,7 @@ from sim.report.style import legend, new_figure, plot_function
 from sim.status import STATUS_IN_FLIGHT, STATUS_OK
 
 MOST_ACCOUNTS_PLOTTED = 12  # the accounts with the most attempts, when a run has more
+COLUMNS = ("status", "arrival_s", "finished_s", "tier", "cost_usd")  # the request columns read
 
 
 @plot_function
@@ -71,7 +72,7 @@ def revenue_over_time(requests: pa.Table, bins: int = 60) -> Figure:
 def outcomes_over_time(requests: pa.Table, bins: int = 60) -> Figure:
     """Attempts per second by outcome (200, 429, 503, 402, ...) per tier, by arrival time: when
     the front door refused, whom, and how retries came back."""
-    tiers = sorted(set(requests["tier"].to_pylist())) or ["standard"]
+    tiers = sorted(pc.unique(requests["tier"]).to_pylist()) or ["standard"]
     fig, axes = new_figure(len(tiers), 1, figsize=(12, 3 * len(tiers) + 1), sharex=True)
     axes = np.atleast_1d(axes).reshape(-1, 1)
     arrival = requests["arrival_s"].to_numpy()

@@ -24,7 +24,9 @@ import pyarrow.parquet as pq
 
 from sim import __version__
 from sim.errors import InputError
+from sim.report.gateway_plots import COLUMNS as GATEWAY_COLUMNS
 from sim.report.gateway_plots import gateway_figures
+from sim.report.plots import COLUMNS as PLOT_COLUMNS
 from sim.report.plots import run_figures
 from sim.report.style import ci95, png_base64
 from sim.report.sweep_plots import grid_columns, key_metrics, sweep_metric
@@ -161,7 +163,8 @@ def _revenue_table(summary: dict[str, Any]) -> list[Table]:
 def _drawn_run_figures(folder: Path) -> list[tuple[str, str]]:
     """A run written with --no-plots: its standard plots, drawn from its tables."""
     warmup_s = float(_json(folder / "summary.json")["warmup_s"])
-    requests = pq.read_table(folder / "requests.parquet")
+    columns = list(dict.fromkeys([*PLOT_COLUMNS, *GATEWAY_COLUMNS]))
+    requests = pq.read_table(folder / "requests.parquet", columns=columns)
     timeseries = pq.read_table(folder / "timeseries.parquet")
     figures = run_figures(requests, timeseries, warmup_s)
     if (folder / "limits.parquet").is_file():

@@ -21,6 +21,8 @@ from sim.results.timeseries import POOL_LEVEL
 from sim.status import STATUS_OK
 
 Columns = dict[str, np.ndarray]
+# The request columns the run's plots read.
+COLUMNS = ("status", "arrival_s", "tier", "ttft_s", "tpot_s", "e2e_s")
 
 
 def _columns(table: pa.Table) -> Columns:

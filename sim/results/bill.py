@@ -7,6 +7,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 HOUR_S = 3600.0
+KEYS = ("account", "model", "tier")
+COLUMNS = (
+    *KEYS,
+    "status",
+    "finished_s",
+    "prompt_tokens",
+    "cached_tokens",
+    "completion_tokens",
+    "cost_usd",
+)
 
 
 def bill(requests: pa.Table) -> pa.Table:
@@ -25,12 +35,13 @@ def bill(requests: pa.Table) -> pa.Table:
             "cost_usd": served["cost_usd"],
         }
     )
-    keys = ["account", "model", "tier", "hour"]
+    keys = [*KEYS, "hour"]
     summed = ["input_tokens", "cached_input_tokens", "output_tokens", "cost_usd"]
     grouped = table.group_by(keys, use_threads=False).aggregate(
         [(name, "sum") for name in summed] + [("account", "count")]
     )
-    columns = {key: grouped[key] for key in keys}
+    # Label columns come dictionary-encoded; bill.parquet holds them as plain strings.
+    columns = {key: grouped[key].cast(pa.string()) for key in KEYS} | {"hour": grouped["hour"]}
     columns["requests"] = grouped["account_count"]
     columns |= {name: grouped[f"{name}_sum"] for name in summed}
     return pa.table(columns).sort_by([(key, "ascending") for key in keys])

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 GROUPS = ("model", "tier", "traffic")
+COLUMNS = ("admitted_s", *GROUPS, "turn", "prompt_tokens", "cached_tokens")  # what it reads
 TURN_CAP = 20  # the last turn bucket holds this turn and every later one
 # What the service states affinity reaches (PLATFORM.md, Prompt caching): cached share of a
 # chat's prompt tokens by turn bucket.

@@ -14,6 +14,16 @@ from sim.status import STATUS_OK
 
 TOKENS_PER_MILLION = 1e6
 TOKEN_KINDS = ("input", "cached", "output")  # uncached prompt, cached prompt, generated
+COLUMNS = (
+    "status",
+    "finished_s",
+    "model",
+    "pool",
+    "prompt_tokens",
+    "cached_tokens",
+    "completion_tokens",
+    "cost_usd",
+)
 
 
 def economics(scenario: Scenario, requests: pa.Table, summary: dict[str, Any]) -> dict[str, Any]:

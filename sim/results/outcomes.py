@@ -14,6 +14,8 @@ import pyarrow as pa
 
 from sim.status import RETRYABLE, STATUS_OK
 
+COLUMNS = ("logical_id", "attempt", "arrival_s", "status", "final", "account", "model", "tier")
+
 
 def logical_outcomes(requests: pa.Table, warmup_s: float, duration_s: float) -> dict[str, Any]:
     """{account: {model: {tier: group}}}; see `_group` for a group's fields. Every (account,

@@ -1,55 +1,70 @@
-"""One row per request attempt, kept as finished Request objects and turned into Arrow columns
-in chunks (no per-request dictionaries or tuples on the hot path)."""
+"""One row per request attempt, streamed to requests.parquet as the run goes: finished Request
+objects wait in a buffer of CHUNK_ROWS, which becomes one Arrow batch (no per-request
+dictionaries or tuples on the hot path) written as one row group, and is then let go, so memory
+does not grow with the run. What is needed after the run is read back column by column."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from operator import attrgetter
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from sim.request import Request
 from sim.status import STATUS_OK
 
-CHUNK_ROWS = 65536
+CHUNK_ROWS = 65536  # records per row group: about 16 MB of Arrow data in flight at most
 
-REQUEST_COLUMNS = (
-    "request_id",
-    "traffic",
-    "account",
-    "model",
-    "pool",
-    "tier",
-    "replica",
-    "status",
-    "attempt",
-    "logical_id",
-    "final",
-    "session_id",
-    "turn",
-    "arrival_s",
-    "admitted_s",
-    "first_token_s",
-    "finished_s",
-    "queue_s",
-    "ttft_s",
-    "tpot_s",
-    "e2e_s",
-    "prompt_tokens",
-    "cached_tokens",
-    "completion_tokens",
-    "preemptions",
-    "limit_prompt_tps",
-    "limit_uncached_prompt_tps",
-    "limit_generated_tps",
-    "cost_usd",
+LABEL = pa.dictionary(pa.int32(), pa.string())  # names from a small set: stored once per chunk
+REQUEST_SCHEMA = pa.schema(
+    [
+        ("request_id", pa.int64()),
+        ("traffic", LABEL),
+        ("account", LABEL),
+        ("model", LABEL),
+        ("pool", LABEL),
+        ("tier", LABEL),
+        ("replica", pa.int64()),
+        ("status", pa.int64()),
+        ("attempt", pa.int64()),
+        ("logical_id", pa.int64()),
+        ("final", pa.bool_()),
+        ("session_id", pa.int64()),
+        ("turn", pa.int64()),
+        ("arrival_s", pa.float64()),
+        ("admitted_s", pa.float64()),
+        ("first_token_s", pa.float64()),
+        ("finished_s", pa.float64()),
+        ("queue_s", pa.float64()),
+        ("ttft_s", pa.float64()),
+        ("tpot_s", pa.float64()),
+        ("e2e_s", pa.float64()),
+        ("prompt_tokens", pa.int64()),
+        ("cached_tokens", pa.int64()),
+        ("completion_tokens", pa.int64()),
+        ("preemptions", pa.int64()),
+        ("limit_prompt_tps", pa.float64()),
+        ("limit_uncached_prompt_tps", pa.float64()),
+        ("limit_generated_tps", pa.float64()),
+        ("cost_usd", pa.float64()),
+    ]
 )
+REQUEST_COLUMNS = tuple(REQUEST_SCHEMA.names)
+LABEL_COLUMNS = tuple(f.name for f in REQUEST_SCHEMA if f.type == LABEL)
 
 
 class RequestRecorder:
-    def __init__(self) -> None:
+    """Writes records to `sink` (requests.parquet in the run's temporary folder, or a buffer in
+    memory when the caller wants the table back) every CHUNK_ROWS records."""
+
+    def __init__(self, sink: Path | pa.BufferOutputStream) -> None:
+        self._sink = sink
+        self._writer = pq.ParquetWriter(sink, REQUEST_SCHEMA)
         self._pending: list[Request] = []
-        self._batches: list[pa.RecordBatch] = []
         self.rows = 0
 
     def record(self, request: Request) -> None:
@@ -59,13 +74,36 @@ class RequestRecorder:
 
     def flush(self) -> None:
         if self._pending:
-            self._batches.append(_to_batch(self._pending))
+            self._writer.write_batch(_to_batch(self._pending))
             self.rows += len(self._pending)
             self._pending = []
 
-    def table(self) -> pa.Table:
+    def close(self) -> Records:
+        """Write what is left and the file's footer; the records, to be read back."""
         self.flush()
-        return pa.Table.from_batches(self._batches or [_to_batch([])])
+        self._writer.close()
+        sink = self._sink
+        source = sink if isinstance(sink, Path) else sink.getvalue()
+        return Records(source, self.rows)
+
+
+@dataclass(frozen=True)
+class Records:
+    """A run's records on disk (or in a buffer), read back only in the columns a caller needs."""
+
+    source: Path | pa.Buffer
+    rows: int
+
+    def read(self, columns: Sequence[str] = REQUEST_COLUMNS) -> pa.Table:
+        """The columns as one chunk each (numeric ones convert to NumPy without a copy; label
+        columns keep one dictionary), read one at a time so that at most one column is held
+        twice."""
+        source = pa.BufferReader(self.source) if isinstance(self.source, pa.Buffer) else self.source
+        file = pq.ParquetFile(source)
+        return pa.table(
+            {name: file.read(columns=[name])[name].combine_chunks() for name in columns},
+            schema=pa.schema([REQUEST_SCHEMA.field(name) for name in columns]),
+        )
 
 
 def _to_batch(requests: list[Request]) -> pa.RecordBatch:
@@ -74,6 +112,9 @@ def _to_batch(requests: list[Request]) -> pa.RecordBatch:
 
     def ints(name: str) -> np.ndarray:
         return np.fromiter(map(attrgetter(name), requests), np.int64, len(requests))
+
+    def labels(name: str) -> pa.DictionaryArray:
+        return pa.array(list(map(attrgetter(name), requests)), pa.string()).dictionary_encode()
 
     arrival = floats("arrival_s")
     admitted = floats("admitted_s")
@@ -86,11 +127,11 @@ def _to_batch(requests: list[Request]) -> pa.RecordBatch:
         tpot = np.where(completion > 1, (finished - first) / (completion - 1), np.nan)
     columns = {
         "request_id": ints("request_id"),
-        "traffic": pa.array([r.traffic for r in requests], pa.string()),
-        "account": pa.array([r.account for r in requests], pa.string()),
-        "model": pa.array([r.model for r in requests], pa.string()),
-        "pool": pa.array([r.pool for r in requests], pa.string()),
-        "tier": pa.array([r.tier for r in requests], pa.string()),
+        "traffic": labels("traffic"),
+        "account": labels("account"),
+        "model": labels("model"),
+        "pool": labels("pool"),
+        "tier": labels("tier"),
         "replica": ints("replica"),
         "status": status,
         "attempt": ints("attempt"),
@@ -115,4 +156,4 @@ def _to_batch(requests: list[Request]) -> pa.RecordBatch:
         "limit_generated_tps": floats("limit_generated_tps"),
         "cost_usd": floats("cost_usd"),
     }
-    return pa.RecordBatch.from_pydict(columns)
+    return pa.RecordBatch.from_pydict(columns, schema=REQUEST_SCHEMA)

@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from sim.results.cache_hits import hit_ratio_by_turn
+from sim.results.outcomes import COLUMNS as OUTCOME_COLUMNS
 from sim.results.outcomes import logical_outcomes
 from sim.results.timeseries import POOL_LEVEL
 from sim.status import STATUS_OK
@@ -19,6 +20,19 @@ T_975_19DOF = 2.093024054408263  # Student t 0.975 quantile, 19 degrees of freed
 MSER_BATCH = 5  # MSER-5: the warm-up is chosen among multiples of 5 values
 MIN_CI_VALUES = 100  # fewer values after the MSER-5 cut: no interval
 LABELS = ("model", "tier", "traffic", "pool")
+COUNTS = ("prompt_tokens", "cached_tokens", "completion_tokens", "turn", "preemptions")
+# The request columns `summarize` reads.
+COLUMNS = tuple(
+    dict.fromkeys(
+        [
+            *("arrival_s", "finished_s", "status", "replica", "cost_usd", "account"),
+            *LABELS,
+            *LATENCIES,
+            *COUNTS,
+            *OUTCOME_COLUMNS,
+        ]
+    )
+)
 
 
 def summarize(
