@@ -16,6 +16,7 @@ from rich.table import Table
 
 from sim.errors import InputError
 from sim.experiments.compare_cli import compare_command
+from sim.experiments.dedicated_cli import dedicated_command
 from sim.experiments.plan_cli import plan_command
 from sim.experiments.sweep_cli import sweep_command
 from sim.status import RETRYABLE, STATUS_OK
@@ -305,6 +306,7 @@ def validate(
 app.command("sweep")(sweep_command)
 app.command("compare")(compare_command)
 app.command("plan")(plan_command)
+app.command("dedicated")(dedicated_command)
 
 
 @app.command()

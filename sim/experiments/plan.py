@@ -311,6 +311,20 @@ def run_plan(
         raise InputError(f"--max-replicas must be >= 1, got {max_replicas}")
     planner = _planner(scenario_path, out_dir, settings, over, workers, scheduler, progress)
     levels: list[float | None] = list(over[1]) if over is not None else [None]
+    fleets = fewest_replicas(planner, slos, levels, max_replicas)
+    rows = [
+        _row(planner, slos, level, fleet, over) for level, fleet in zip(levels, fleets, strict=True)
+    ]
+    table = pa.table({name: [row[name] for row in rows] for name in rows[0]})
+    write_table(table, out_dir.resolve() / TABLE_NAME)
+    return table
+
+
+def fewest_replicas(
+    planner: Planner, slos: list[Slo], levels: Sequence[float | None], max_replicas: int
+) -> list[Fleet | None]:
+    """Per level, the fewest replicas per pool meeting every SLO (None: not met with
+    `max_replicas` in every pool); the levels' bisections step together on the executor."""
     searches = [_Search(level, [max_replicas] * len(planner.pools)) for level in levels]
     while True:
         trials = [(s, t) for s in searches if (t := s.candidate()) is not None]
@@ -319,12 +333,7 @@ def run_plan(
         planner.evaluate([(s.level, t) for s, t in trials])
         for search, trial in trials:
             search.judge(trial, planner.meets(slos, search.level, trial))
-    rows = [
-        _row(planner, slos, s.level, tuple(s.fleet) if s.feasible else None, over) for s in searches
-    ]
-    table = pa.table({name: [row[name] for row in rows] for name in rows[0]})
-    write_table(table, out_dir.resolve() / TABLE_NAME)
-    return table
+    return [tuple(s.fleet) if s.feasible else None for s in searches]
 
 
 def run_capacity(

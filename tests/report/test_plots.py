@@ -23,6 +23,7 @@ from sim.engine import RunOutput, simulate
 from sim.perf.table import perf_report, plot_perf
 from sim.report import (
     compare_plots,
+    dedicated_plots,
     economics_plots,
     gateway_plots,
     plan_plots,
@@ -103,6 +104,14 @@ PLAN = pa.table(
     }
 )
 
+DEDICATED = pa.table(
+    {
+        "traffic_multiplier": [0.25, 0.584, 1.0, 2.0],
+        "dedicated_usd_per_month": [5840.0, 5840.0, 11680.0, None],
+        "serverless_usd_per_month": [2500.0, 5840.0, 10000.0, 20000.0],
+    }
+)
+
 # One call per plot function: a new plot function needs a line here (the test below checks).
 CASES: dict[str, Callable[[RunOutput], Figure]] = {
     "sim.report.plots.latency_cdf": lambda r: plots.latency_cdf(r.requests, 5.0),
@@ -142,6 +151,9 @@ CASES: dict[str, Callable[[RunOutput], Figure]] = {
     ),
     "sim.report.plan_plots.capacity_curve": lambda r: plan_plots.capacity_curve(PLAN, "rate_per_s"),
     "sim.report.plan_plots.cost_curve": lambda r: plan_plots.cost_curve(PLAN, "rate_per_s"),
+    "sim.report.dedicated_plots.serverless_vs_dedicated": (
+        lambda r: dedicated_plots.serverless_vs_dedicated(DEDICATED, 0.584)
+    ),
 }
 
 
