@@ -70,6 +70,7 @@ def plan_command(
     from sim.experiments.sweep import RunDone, SweepFailed
     from sim.report.plan_plots import capacity_curve, cost_curve
     from sim.report.style import save
+    from sim.results.provenance import write_command_info
     from sim.results.store import folder_name
     from sim.scenario_loader import load_scenario
 
@@ -118,6 +119,7 @@ def plan_command(
                 )
         except SweepFailed as failed:
             exit_failed(failed)
+    write_command_info(target)
     if levels is not None and not reverse:
         load = levels[0].rsplit(".", 1)[-1]
         (target / "plots").mkdir(exist_ok=True)

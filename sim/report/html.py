@@ -1,4 +1,5 @@
-"""`capsim report`: one self-contained HTML file for results folders (runs, sweeps, compares):
+"""`capsim report`: one self-contained HTML file for results folders (runs, sweeps, compares,
+plans):
 the question, the command, version and seeds, key tables, every plot as an inline PNG
 and the scenario. It references no other file and no URL, so it opens offline and travels as
 one attachment.
@@ -26,6 +27,7 @@ from sim import __version__
 from sim.errors import InputError
 from sim.report.gateway_plots import COLUMNS as GATEWAY_COLUMNS
 from sim.report.gateway_plots import gateway_figures
+from sim.report.plan_plots import capacity_curve, cost_curve
 from sim.report.plots import COLUMNS as PLOT_COLUMNS
 from sim.report.plots import run_figures
 from sim.report.style import ci95, png_base64
@@ -251,17 +253,47 @@ def _interval(row: dict[str, Any] | None, mean: str, low: str, high: str) -> str
     return _number(row[mean]) + bounds
 
 
+# --- plans -------------------------------------------------------------------------------------
+
+
+def render_plan(folder: Path) -> Section:
+    """plan.parquet as it is (one row per load level, or the reverse question's one row), and
+    the capacity and cost curves drawn from it when it plans over load levels."""
+    section = Section(folder, "plan")
+    table = pq.read_table(folder / "plan.parquet")
+    _experiment_provenance(section, folder, table)
+    reverse = "sustained" in table.column_names
+    what = (
+        "The most load the scenario's fleet sustains within every SLO"
+        if reverse
+        else "Fewest replicas per pool meeting every SLO, with GPUs, cost and margin"
+    )
+    caption = f"{what} (SLOs judged on the unfavourable 95% bound over replications)"
+    section.tables = [(caption, table.column_names, _cells(table))]
+    load = table.column_names[: table.column_names.index("met")]
+    if load and not reverse:
+        section.figures = [
+            ("capacity: replicas against load", png_base64(capacity_curve(table, load[0]))),
+            ("cost per million tokens against load", png_base64(cost_curve(table, load[0]))),
+        ]
+    return section
+
+
 def _experiment_provenance(section: Section, folder: Path, table: pa.Table) -> None:
-    """Command and version from command.json; question and scenario from its first run."""
+    """Command and version from command.json; question and scenario from its first run; the
+    seeds from the table or, when it has none (a plan), from the runs."""
     info = _json(folder / COMMAND_INFO)
     runs = sorted(p.parent for p in folder.rglob(RUN_INFO))
     first = _json(runs[0] / RUN_INFO) if runs else {}
     section.question = first.get("question", "")
-    seeds = sorted(set(table["seed"].to_pylist())) if "seed" in table.column_names else []
+    if "seed" in table.column_names:
+        seeds = sorted(set(table["seed"].to_pylist()))
+    else:
+        seeds = sorted({_json(run / RUN_INFO).get("seed") for run in runs} - {None})
     section.facts = [
         ("command", info.get("command", "not recorded (no command.json)")),
         ("capsim version", info.get("capsim_version", first.get("capsim_version", ""))),
-        ("runs", f"{table.num_rows:,}"),
+        ("runs", f"{len(runs) or table.num_rows:,}"),  # a plan's table has a row per level
         ("seeds", ", ".join(str(s) for s in seeds) or "-"),
     ]
     if runs:
@@ -274,6 +306,7 @@ def _experiment_provenance(section: Section, folder: Path, table: pa.Table) -> N
 
 FOLDER_KINDS: list[tuple[str, Callable[[Path], Section]]] = [  # (marker file, renderer)
     ("compare.parquet", render_compare),
+    ("plan.parquet", render_plan),
     ("sweep.parquet", render_sweep),
     ("summary.json", render_run),
 ]
@@ -281,7 +314,9 @@ FOLDER_KINDS: list[tuple[str, Callable[[Path], Section]]] = [  # (marker file, r
 
 def render_folder(folder: Path) -> Section:
     if not folder.is_dir():
-        raise InputError(f"{folder}: not a folder; give a results folder of capsim run/sweep/...")
+        raise InputError(
+            f"{folder}: not a folder; give a results folder of capsim run, sweep, compare or plan"
+        )
     for marker, render in FOLDER_KINDS:
         if (folder / marker).is_file():
             return render(folder)
@@ -388,6 +423,8 @@ def _folder_pngs(folder: Path) -> list[tuple[str, str]]:
 
 
 def _number(value: Any) -> str:
+    if value is None:  # a plan's load level that no fleet within --max-replicas met
+        return "-"
     if isinstance(value, float | np.floating):
         return "-" if not np.isfinite(value) else f"{value:.4g}"
     return str(value)

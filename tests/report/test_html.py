@@ -9,6 +9,7 @@ import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -172,6 +173,31 @@ def test_a_compare_report_has_a_row_per_metric_with_intervals(folders: Path) -> 
     assert "paired difference from one" in text and "two - one" in text
     assert "m.all.ttft_s.p99" in text
     assert len(_images(page)) == len(list((folders / "cmp" / "plots").glob("*.png"))) >= 1
+
+
+def test_a_plan_report_has_its_table_and_curves(folders: Path) -> None:
+    over = ["--over", "traffic.t.arrivals.rate_per_s=1,6", "--max-replicas", "4"]
+    options = ["--set", "replications=2", "--out", "plan", "--workers", "1", "-q"]
+    done = _capsim("plan", "tiny.yaml", "--slo", "queue_mean_s<=0.5", *over, *options, cwd=folders)
+    assert done.returncode == 0, done.stderr
+    done = _capsim("report", "plan", "--out", "plan.html", cwd=folders)
+    assert done.returncode == 0, done.stderr
+    page = _parse(folders / "plan.html")
+    _assert_self_contained(page)
+    text = "".join(page.text)
+    assert QUESTION in text and "capsim plan tiny.yaml --slo 'queue_mean_s<=0.5'" in text
+    assert "(plan)" in text and "Fewest replicas per pool meeting every SLO" in text
+    plan = pq.read_table(folders / "plan" / "plan.parquet").to_pylist()
+    cells = [c for c in page.text if c.strip()]
+    for row in plan:  # every level's row: its load, then met, then the replicas it needs
+        at = cells.index(f"{row['rate_per_s']:.4g}")
+        assert cells[at + 1 : at + 3] == [str(row["met"]), str(row["replicas.m.p"])]
+    assert [row["replicas.m.p"] for row in plan] == sorted(row["replicas.m.p"] for row in plan)
+    assert "replicas.m.p" in text and "cost_per_million_tokens_usd" in text
+    images = _images(page)
+    assert len(images) == 2 and all(image.startswith(b"\x89PNG") for image in images)
+    captions = [attrs["alt"] for tag, attrs in page.tags if tag == "img"]
+    assert captions == ["capacity: replicas against load", "cost per million tokens against load"]
 
 
 def test_what_is_not_a_results_folder_is_refused(tmp_path: Path) -> None:
