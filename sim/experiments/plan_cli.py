@@ -68,7 +68,7 @@ def plan_command(
     from sim.errors import InputError
     from sim.experiments.plan import parse_over, parse_slo, run_capacity, run_plan
     from sim.experiments.sweep import RunDone, SweepFailed
-    from sim.report.plan_plots import capacity_curve, cost_curve
+    from sim.report.plan_plots import capacity_curve, cost_curve, money_curve
     from sim.report.style import save
     from sim.results.provenance import write_command_info
     from sim.results.store import folder_name
@@ -125,6 +125,7 @@ def plan_command(
         (target / "plots").mkdir(exist_ok=True)
         save(capacity_curve(table, load), target / "plots" / "capacity.png")
         save(cost_curve(table, load), target / "plots" / "cost.png")
+        save(money_curve(table, load), target / "plots" / "money.png")
     if not quiet:
         print_table(table)
         err.print(

@@ -27,7 +27,7 @@ from sim import __version__
 from sim.errors import InputError
 from sim.report.gateway_plots import COLUMNS as GATEWAY_COLUMNS
 from sim.report.gateway_plots import gateway_figures
-from sim.report.plan_plots import capacity_curve, cost_curve
+from sim.report.plan_plots import capacity_curve, cost_curve, money_curve
 from sim.report.plots import COLUMNS as PLOT_COLUMNS
 from sim.report.plots import run_figures
 from sim.report.style import ci95, png_base64
@@ -258,7 +258,7 @@ def _interval(row: dict[str, Any] | None, mean: str, low: str, high: str) -> str
 
 def render_plan(folder: Path) -> Section:
     """plan.parquet as it is (one row per load level, or the reverse question's one row), and
-    the capacity and cost curves drawn from it when it plans over load levels."""
+    the capacity, cost and money curves drawn from it when it plans over load levels."""
     section = Section(folder, "plan")
     table = pq.read_table(folder / "plan.parquet")
     _experiment_provenance(section, folder, table)
@@ -275,6 +275,10 @@ def render_plan(folder: Path) -> Section:
         section.figures = [
             ("capacity: replicas against load", png_base64(capacity_curve(table, load[0]))),
             ("cost per million tokens against load", png_base64(cost_curve(table, load[0]))),
+            (
+                "cost, revenue and margin per hour against load",
+                png_base64(money_curve(table, load[0])),
+            ),
         ]
     return section
 

@@ -1,4 +1,5 @@
-"""Plots of a plan (plan.parquet): replicas per pool and cost per million tokens against load."""
+"""Plots of a plan (plan.parquet): replicas per pool, cost per million tokens and the money per
+hour of the planned fleet against load."""
 
 from __future__ import annotations
 
@@ -39,4 +40,25 @@ def cost_curve(table: pa.Table, load: str) -> Figure:
     ax.set_xlabel(metric_label(load))
     ax.set_ylabel("cost per million tokens (USD)")
     ax.set_title("Cost of the planned fleet per million tokens served")
+    return fig
+
+
+@plot_function
+def money_curve(table: pa.Table, load: str) -> Figure:
+    """What the planned fleet costs and earns per hour against the load; the gap is the margin."""
+    data = table.to_pydict()
+    fig, ax = new_figure(figsize=(8, 4.5))
+    x = np.array(data[load], dtype=float)
+    for column, label in (
+        ("fleet_cost_per_hour_usd", "fleet cost"),
+        ("revenue_per_hour_usd", "revenue"),
+        ("margin_per_hour_usd", "margin"),
+    ):
+        y = np.array([np.nan if v is None else v for v in data[column]], dtype=float)
+        ax.plot(x, y, marker="o", label=label, linestyle="--" if label == "margin" else "-")
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xlabel(metric_label(load))
+    ax.set_ylabel("money per hour (USD/h)")
+    ax.set_title("Cost, revenue and margin of the planned fleet")
+    legend(ax)
     return fig

@@ -195,9 +195,13 @@ def test_a_plan_report_has_its_table_and_curves(folders: Path) -> None:
     assert [row["replicas.m.p"] for row in plan] == sorted(row["replicas.m.p"] for row in plan)
     assert "replicas.m.p" in text and "cost_per_million_tokens_usd" in text
     images = _images(page)
-    assert len(images) == 2 and all(image.startswith(b"\x89PNG") for image in images)
+    assert len(images) == 3 and all(image.startswith(b"\x89PNG") for image in images)
     captions = [attrs["alt"] for tag, attrs in page.tags if tag == "img"]
-    assert captions == ["capacity: replicas against load", "cost per million tokens against load"]
+    assert captions == [
+        "capacity: replicas against load",
+        "cost per million tokens against load",
+        "cost, revenue and margin per hour against load",
+    ]
 
 
 def test_what_is_not_a_results_folder_is_refused(tmp_path: Path) -> None:

@@ -101,6 +101,9 @@ PLAN = pa.table(
         "met": [True, True, False],
         "replicas.m.p": [2, 3, None],
         "cost_per_million_tokens_usd": [1.5, 1.2, None],
+        "fleet_cost_per_hour_usd": [16.0, 24.0, None],
+        "revenue_per_hour_usd": [10.0, 30.0, None],
+        "margin_per_hour_usd": [-6.0, 6.0, None],
     }
 )
 
@@ -151,6 +154,7 @@ CASES: dict[str, Callable[[RunOutput], Figure]] = {
     ),
     "sim.report.plan_plots.capacity_curve": lambda r: plan_plots.capacity_curve(PLAN, "rate_per_s"),
     "sim.report.plan_plots.cost_curve": lambda r: plan_plots.cost_curve(PLAN, "rate_per_s"),
+    "sim.report.plan_plots.money_curve": lambda r: plan_plots.money_curve(PLAN, "rate_per_s"),
     "sim.report.dedicated_plots.serverless_vs_dedicated": (
         lambda r: dedicated_plots.serverless_vs_dedicated(DEDICATED, 0.584)
     ),
