@@ -12,6 +12,7 @@ from test_queueing_theory import erlang_c_wait_s
 
 from sim.errors import InputError
 from sim.experiments.plan import parse_over, parse_slo, run_capacity, run_plan
+from sim.experiments.sweep import RunDone
 
 TARGET_WAIT_S = 2.5
 SERVICE_S = 1.0
@@ -116,6 +117,27 @@ def test_plan_reports_an_unmet_load_and_the_reverse_question(tmp_path: Path) -> 
     # One server: Wq = rho / (1 - rho) <= 0.25 holds up to rho = 0.2.
     assert reverse["sustained"].to_pylist() == [True]
     assert 0.05 <= reverse["rate_per_s"][0].as_py() < 0.35
+
+
+def test_a_plan_resumes_and_runs_the_same_on_a_dask_local_cluster(tmp_path: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    path = _mmc(tmp_path, 1.0)
+    slos = [parse_slo("queue_mean_s<=1")]
+    over = ("traffic.chat.arrivals.rate_per_s", [0.3, 1.5])
+    short = ["duration_s=200", "warmup_s=20", "replications=2"]
+    local = run_plan(path, slos, tmp_path / "local", 1, over, max_replicas=3, settings=short)
+    reports: list[RunDone] = []
+    again = run_plan(
+        path, slos, tmp_path / "local", 1, over, 3, progress=reports.append, settings=short
+    )
+    assert again.equals(local) and reports and all(report.resumed for report in reports)
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, dashboard_address=None
+    ) as cluster:
+        address = cluster.scheduler_address
+        on_dask = run_plan(path, slos, tmp_path / "dask", 1, over, 3, address, settings=short)
+    assert on_dask.equals(local)
+    assert any(local["met"].to_pylist())  # the tables compared hold fleets, not only misses
 
 
 def test_slo_and_over_parsing() -> None:
