@@ -105,7 +105,8 @@ def run(
         err.print(
             f"{report.requests:,} requests, {report.events:,} events simulated in "
             f"{report.simulate_s:.2f} s ({report.requests / max(report.simulate_s, 1e-9):,.0f} "
-            f"requests/s); results in {report.out_dir} ({report.total_s:.2f} s in all)"
+            f"requests/s, peak memory {report.simulate_peak_mib:,.0f} MiB); results in "
+            f"{report.out_dir} ({report.total_s:.2f} s in all)"
         )
 
 

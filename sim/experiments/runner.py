@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import resource
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ class RunReport:
     requests: int
     events: int
     simulate_s: float  # wall seconds spent simulating
+    simulate_peak_mib: float  # the process's peak memory (RSS) when the simulation ended
     total_s: float  # wall seconds including summary, files and plots
 
 
@@ -64,6 +66,7 @@ def _run(
     started = time.perf_counter()
     result = simulate(scenario, progress, folder.tmp / "requests.parquet")
     simulate_s = time.perf_counter() - started
+    simulate_peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     # Each analysis reads only the columns it needs from the records written during the run.
     records = result.records
     summary = summarize(
@@ -122,6 +125,7 @@ def _run(
         records.rows,
         result.events,
         simulate_s,
+        simulate_peak_mib,
         time.perf_counter() - started,
     )
 
