@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from sim.report.style import legend, new_figure, plot_function
 from sim.report.sweep_plots import metric_label
@@ -22,6 +23,8 @@ def capacity_curve(table: pa.Table, load: str) -> Figure:
         ax.plot(x, y, marker="o", label=column.removeprefix("replicas."))
     ax.set_xlabel(metric_label(load))
     ax.set_ylabel("replicas (count)")
+    ax.set_ylim(bottom=0)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # a replica count has no fractions
     ax.set_title("Capacity: fewest replicas meeting every SLO")
     legend(ax, title="pool")
     return fig
