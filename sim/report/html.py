@@ -91,7 +91,7 @@ def _latency_table(summary: dict[str, Any]) -> Table:
         "TPOT p99 ms",
         "E2E p99 s",
         "queue p99 s",
-        "TTFT mean s (95% CI)",
+        "TTFT mean s (approx. 95% CI)",  # batch means in one run: docs/metrics.md
         "cache hit",
     ]
     rows = []
