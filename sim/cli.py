@@ -19,6 +19,7 @@ from sim.experiments.compare_cli import compare_command
 from sim.experiments.dedicated_cli import dedicated_command
 from sim.experiments.plan_cli import plan_command
 from sim.experiments.sweep_cli import sweep_command
+from sim.results.summary import tps_per_request_text
 from sim.status import RETRYABLE, STATUS_OK
 
 app = typer.Typer(
@@ -111,6 +112,7 @@ def run(
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
+
     table = Table(title=f"after warm-up ({summary['warmup_s']:g} s)", title_justify="left")
     for column in (
         "model",
@@ -155,7 +157,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
     out.print(table)
     pools = Table(title="pools", title_justify="left")
     columns = ("model", "pool", "replicas", "replica-h", "utilisation", "KV use", "running")
-    for column in (*columns, "waiting"):
+    for column in (*columns, "waiting", "gen tok/s/req p50/mean"):
         pools.add_column(column, justify="left" if column in ("model", "pool") else "right")
     for pool in summary["pools"]:
         fewest, most = pool["replicas_serving_min"], pool["replicas_serving_max"]
@@ -169,6 +171,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
             f"{pool['kv_use_mean']:.1%}",
             f"{pool['running_mean']:.1f}",
             f"{pool['waiting_mean']:.1f}",
+            tps_per_request_text(pool),
         )
     out.print(pools)
     _print_economics(summary.get("economics"))

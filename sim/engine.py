@@ -96,8 +96,7 @@ class Simulation:
                     blocks,
                 )
                 self.pools.append(replica_pool)
-                tiers = ["fast"] if model.fast else pool.tiers
-                for tier in tiers:
+                for tier in model.pool_tiers(pool):
                     self.gateway.route(model_id, tier, replica_pool)
         # Front-door checks in their order: budget (402), request cap and token limits (429),
         # shedding (503).
@@ -130,7 +129,7 @@ class Simulation:
             duration_s=scenario.duration_s,
             block_size=next(iter(model.pools.values())).block_size,
             users=self._users[traffic.account],
-            tier_override="fast" if model.fast else None,
+            tier_override="fast" if model.is_fast else None,
             next_id=self._next_id,
             submit=self.gateway.submit,
             retry=traffic.retry or scenario.retry,

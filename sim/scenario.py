@@ -25,6 +25,7 @@ from sim.gateway.config import (
 from sim.gateway.limits import LimitsConfig
 from sim.perf.config import RooflinePerf
 from sim.replica.config import Pool
+from sim.request import ALL_TIERS
 from sim.routing import RoutingConfig
 from sim.routing.least_loaded import LeastLoadedConfig
 from sim.routing.weighted_scorer import WeightedScorerConfig
@@ -40,8 +41,11 @@ class Model(StrictModel):
     """A model id clients send, served by one or more pools."""
 
     architecture: str = Field(description="Architecture from the model catalog")
-    fast: bool = Field(
-        False, description="A Fast variant (its own pool and limits); its requests have tier fast"
+    fast_of: str | None = Field(
+        None,
+        description="Makes this model id a Fast variant of the model id named: it serves that "
+        "model's weights (same architecture) on its own pool, with its own rate limits and "
+        "prices, and its requests have tier fast (null: not a Fast variant)",
     )
     pools: dict[str, Pool] = Field(min_length=1, max_length=10_000, description="Pools by name")
     routing: RoutingConfig = Field(
@@ -55,8 +59,25 @@ class Model(StrictModel):
     )
     prices: Prices | None = Field(
         None,
-        description="List prices, USD per million tokens (null: by model size, PLATFORM.md)",
+        description="List prices, USD per million tokens (null: by model size, PLATFORM.md; a "
+        "Fast variant: billing.fast_multiplier x its fast_of model's)",
     )
+
+    @property
+    def is_fast(self) -> bool:
+        return self.fast_of is not None
+
+    def pool_tiers(self, pool: Pool) -> list[str]:
+        """The tiers a pool is given: a Fast variant's pools serve tier fast only."""
+        return ["fast"] if self.is_fast else list(pool.tiers)
+
+    def tier_pools(self) -> dict[str, str]:
+        """Tier -> the pool serving it: the first pool given the tier."""
+        served: dict[str, str] = {}
+        for name, pool in self.pools.items():
+            for tier in self.pool_tiers(pool):
+                served.setdefault(tier, name)
+        return served
 
 
 class Account(StrictModel):
@@ -224,12 +245,19 @@ def cross_reference_errors(scenario: Scenario) -> list[tuple[tuple[Any, ...], st
             continue
         if source.migrate_to is not None:
             errors.extend(_migration_errors(scenario, i, source))
+        if model.is_fast and "tier_mix" in source.model_fields_set:
+            named = ", ".join(t for t, share in source.tier_mix.items() if share > 0)
+            errors.append(
+                (
+                    ("traffic", i, "tier_mix"),
+                    f"model {source.model!r} is a Fast variant: its requests all have tier "
+                    f"fast, so a tier_mix naming {named} cannot apply: remove tier_mix (or "
+                    f"send these requests to {model.fast_of!r})",
+                )
+            )
+        served = model.tier_pools()
         for tier, share in source.tier_mix.items():
-            if (
-                share > 0
-                and not model.fast
-                and not any(tier in p.tiers for p in model.pools.values())
-            ):
+            if share > 0 and not model.is_fast and tier not in served:
                 errors.append(
                     (
                         ("traffic", i, "tier_mix", tier),
@@ -258,6 +286,8 @@ def cross_reference_errors(scenario: Scenario) -> list[tuple[tuple[Any, ...], st
                 )
             )
         errors += _slot_model_problems(model_id, model)
+        errors += _fast_variant_problems(scenario, model_id, model)
+        errors += _unreached_pools(model_id, model)
         for pool_name, pool in model.pools.items():
             if pool.gpu not in gpu_names():
                 errors.append(
@@ -288,7 +318,7 @@ def _migration_errors(
         return [(where, f"model {source.model!r} has no retire_at_s: nothing to migrate from")]
     if source.migrate_to == source.model:
         return [(where, "a source cannot migrate to the model it already uses")]
-    if new.fast != old.fast:
+    if new.is_fast != old.is_fast:
         return [
             (
                 where,
@@ -300,8 +330,74 @@ def _migration_errors(
     if {p.block_size for p in new.pools.values()} != {p.block_size for p in old.pools.values()}:
         errors.append((where, f"model {source.migrate_to!r} has another block_size"))
     for tier, share in source.tier_mix.items():
-        if share > 0 and not new.fast and not any(tier in p.tiers for p in new.pools.values()):
+        if share > 0 and not new.is_fast and tier not in new.tier_pools():
             errors.append((where, f"no pool of model {source.migrate_to!r} serves {tier}"))
+    return errors
+
+
+def _fast_variant_problems(
+    scenario: Scenario, model_id: str, model: Model
+) -> list[tuple[tuple[Any, ...], str]]:
+    """A Fast variant names a model that exists and is not itself a Fast variant, serves its
+    weights, and sets nothing that only a standard model id uses."""
+    if model.fast_of is None:
+        return []
+    where = ("models", model_id)
+    base = scenario.models.get(model.fast_of)
+    standard_ids = [name for name, m in scenario.models.items() if not m.is_fast]
+    if model.fast_of == model_id:
+        return [((*where, "fast_of"), "a model id cannot be a Fast variant of itself")]
+    if base is None:
+        return [((*where, "fast_of"), f"unknown model {model.fast_of!r}; {_one_of(standard_ids)}")]
+    errors: list[tuple[tuple[Any, ...], str]] = []
+    if base.fast_of is not None:
+        errors.append(
+            (
+                (*where, "fast_of"),
+                f"model {model.fast_of!r} is itself a Fast variant (of {base.fast_of!r}): name "
+                f"the model whose weights both serve, {base.fast_of!r}",
+            )
+        )
+    if base.architecture != model.architecture:
+        errors.append(
+            (
+                (*where, "architecture"),
+                f"a Fast variant serves the weights of the model it names ({model.fast_of!r}, "
+                f"architecture {base.architecture!r}): its architecture must be the same, got "
+                f"{model.architecture!r}",
+            )
+        )
+    for name, pool in model.pools.items():
+        if pool.tiers != ALL_TIERS:  # the default, as a copied scenario states it, is no choice
+            errors.append(
+                (
+                    (*where, "pools", name, "tiers"),
+                    "a Fast variant's pool serves its own requests only (tier fast), so tiers "
+                    "cannot apply: remove it",
+                )
+            )
+    return errors
+
+
+def _unreached_pools(model_id: str, model: Model) -> list[tuple[tuple[Any, ...], str]]:
+    """A pool that no tier reaches (each tier goes to the first pool given it) would sit idle
+    while the scenario seems to count on it."""
+    served = model.tier_pools()
+    reached = set(served.values())
+    errors: list[tuple[tuple[Any, ...], str]] = []
+    for name, pool in model.pools.items():
+        if name in reached:
+            continue
+        if model.is_fast:
+            first = served["fast"]
+            why = f"a Fast variant's requests (tier fast) all go to its first pool, {first!r}"
+        else:
+            taken = ", ".join(f"{t} to {served[t]!r}" for t in pool.tiers)
+            why = (
+                f"each tier it lists goes to an earlier pool ({taken}): give it a tier no "
+                "earlier pool lists"
+            )
+        errors.append((("models", model_id, "pools", name), f"no tier reaches this pool: {why}"))
     return errors
 
 

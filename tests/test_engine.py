@@ -132,7 +132,7 @@ def test_fast_variant_has_its_own_pool_and_tier() -> None:
     base = data["models"]["m"]
     speculative = {"model": "roofline", "draft_tokens": 3, "acceptance_rate": 0.7}
     pool = dict(base["pools"]["p"], replicas=1, perf=speculative)
-    turbo = {"architecture": base["architecture"], "fast": True, "pools": {"fast": pool}}
+    turbo = {"architecture": base["architecture"], "fast_of": "m", "pools": {"fast": pool}}
     data["models"]["m-turbo"] = turbo
     data["traffic"].append(dict(data["traffic"][0], name="fast", model="m-turbo"))
     requests = simulate(Scenario.model_validate(data)).requests

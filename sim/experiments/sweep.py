@@ -521,6 +521,10 @@ def summary_metrics(summary: dict[str, Any]) -> dict[str, float | int]:
         metrics[f"{prefix}.utilisation"] = pool["utilisation"]
         metrics[f"{prefix}.kv_use_mean"] = pool["kv_use_mean"]
         metrics[f"{prefix}.waiting_mean"] = pool["waiting_mean"]
+        for name in ("generated_tps_per_request_p50", "generated_tps_per_request_mean"):
+            value = pool.get(name)
+            if value is not None:  # null where no request decoded (a slot model): no metric
+                metrics[f"{prefix}.{name}"] = value
     return metrics
 
 

@@ -19,21 +19,29 @@ SMALL_USD_PER_MTOK, MEDIUM_USD_PER_MTOK = 0.20, 0.90
 LARGE_USD_PER_MTOK = (0.56, 0.28, 1.68)
 
 
-def default_prices(params_total: float, fast: bool, billing: Billing) -> Prices:
-    """A model id's list prices from its size (PLATFORM.md), x fast_multiplier for Fast."""
-    prices: tuple[float, float | None, float]
+def size_prices(params_total: float) -> Prices:
+    """A standard model id's list prices from its size (PLATFORM.md)."""
     if params_total <= SMALL_PARAMS:
-        prices = (SMALL_USD_PER_MTOK, None, SMALL_USD_PER_MTOK)
-    elif params_total <= MEDIUM_PARAMS:
-        prices = (MEDIUM_USD_PER_MTOK, None, MEDIUM_USD_PER_MTOK)
-    else:
-        prices = LARGE_USD_PER_MTOK
-    scale = billing.fast_multiplier if fast else 1.0
-    input_usd, cached_usd, output_usd = prices
+        return Prices(input_usd_per_mtok=SMALL_USD_PER_MTOK, output_usd_per_mtok=SMALL_USD_PER_MTOK)
+    if params_total <= MEDIUM_PARAMS:
+        return Prices(
+            input_usd_per_mtok=MEDIUM_USD_PER_MTOK, output_usd_per_mtok=MEDIUM_USD_PER_MTOK
+        )
+    input_usd, cached_usd, output_usd = LARGE_USD_PER_MTOK
     return Prices(
-        input_usd_per_mtok=input_usd * scale,
-        cached_input_usd_per_mtok=None if cached_usd is None else cached_usd * scale,
-        output_usd_per_mtok=output_usd * scale,
+        input_usd_per_mtok=input_usd,
+        cached_input_usd_per_mtok=cached_usd,
+        output_usd_per_mtok=output_usd,
+    )
+
+
+def scaled(prices: Prices, factor: float) -> Prices:
+    """All three prices x `factor` (an unset cached price stays a fraction of input)."""
+    cached = prices.cached_input_usd_per_mtok
+    return Prices(
+        input_usd_per_mtok=prices.input_usd_per_mtok * factor,
+        cached_input_usd_per_mtok=None if cached is None else cached * factor,
+        output_usd_per_mtok=prices.output_usd_per_mtok * factor,
     )
 
 
@@ -71,13 +79,19 @@ class PriceBook:
         )
 
 
+def list_prices(scenario: Scenario, model_id: str) -> Prices:
+    """A model id's list prices: its own; else a Fast variant's are billing.fast_multiplier x
+    those of the model whose weights it serves (PLATFORM.md: "its Fast variant about 2x"), a
+    standard id's its size's."""
+    model = scenario.models[model_id]
+    if model.prices is not None:
+        return model.prices
+    if model.fast_of is not None:
+        return scaled(list_prices(scenario, model.fast_of), scenario.billing.fast_multiplier)
+    return size_prices(get_architecture(model.architecture).params_total)
+
+
 def price_book(scenario: Scenario) -> PriceBook:
-    """The scenario's prices: each model id's own, or its size's defaults."""
-    prices = {
-        model_id: model.prices
-        or default_prices(
-            get_architecture(model.architecture).params_total, model.fast, scenario.billing
-        )
-        for model_id, model in scenario.models.items()
-    }
+    """The scenario's prices, per model id and tier."""
+    prices = {model_id: list_prices(scenario, model_id) for model_id in scenario.models}
     return PriceBook(prices, scenario.billing)

@@ -73,7 +73,10 @@ class Billing(StrictModel):
         0.5, ge=0, description="Batch's price as a multiple of list price"
     )
     fast_multiplier: float = Field(
-        2.0, ge=0, description="Default prices of a Fast model id, as a multiple of its size's"
+        2.0,
+        ge=0,
+        description="Default prices of a Fast variant, as a multiple of those of the model it "
+        "is a Fast variant of (its fast_of)",
     )
     cached_input_fraction: float = Field(
         0.5, ge=0, description="Cached input price as a fraction of input, where a model sets none"

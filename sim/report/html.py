@@ -33,6 +33,7 @@ from sim.report.plots import run_figures
 from sim.report.style import ci95, png_base64
 from sim.report.sweep_plots import grid_columns, key_metrics, sweep_metric
 from sim.results.provenance import COMMAND_INFO, RUN_INFO
+from sim.results.summary import tps_per_request_text
 
 Table = tuple[str, list[str], list[list[str]]]  # caption, header, rows of cells
 
@@ -133,6 +134,7 @@ def _mean_ci(stats: dict[str, Any]) -> str:
 
 def _pools_table(summary: dict[str, Any]) -> Table:
     header = ["model", "pool", "replicas", "utilisation", "KV use", "running", "waiting"]
+    header.append("generated tokens/s per request, p50 / mean")
     rows = [
         [
             pool["model"],
@@ -142,6 +144,7 @@ def _pools_table(summary: dict[str, Any]) -> Table:
             f"{pool['kv_use_mean']:.1%}",
             f"{pool['running_mean']:.1f}",
             f"{pool['waiting_mean']:.1f}",
+            tps_per_request_text(pool),
         ]
         for pool in summary["pools"]
     ]

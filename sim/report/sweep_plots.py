@@ -20,6 +20,8 @@ _UNITS = {
     "utilisation": "fraction",
     "kv_use_mean": "fraction",
     "waiting_mean": "requests",
+    "generated_tps_per_request_p50": "tokens/s",
+    "generated_tps_per_request_mean": "tokens/s",
 }
 _SUFFIXES = (("_per_s", "1/s"), ("_tps", "tokens/s"), ("_usd", "USD"), ("_s", "s"))
 

@@ -188,6 +188,9 @@ def resolved_data(scenario: Scenario) -> dict[str, Any]:
         for pool_name, pool in model.pools.items():
             if pool.slot_model:  # a slot model caches nothing: written as used, it reloads
                 data["models"][model_id]["pools"][pool_name]["prefix_caching"] = False
+    for i, source in enumerate(scenario.traffic):
+        if scenario.models[source.model].is_fast:  # its requests have tier fast, which no
+            del data["traffic"][i]["tier_mix"]  # tier_mix states: left out, it reloads
     return data
 
 

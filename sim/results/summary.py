@@ -283,10 +283,30 @@ def _pools(
                 "waiting_mean": float(ts["waiting"][mask].mean()) if mask.any() else 0.0,
                 "cache_hit_ratio_by_replica": [_hit_ratio(req, r) for r in on_replica],
                 "requests_by_replica": [int(r.size) for r in on_replica],
+                **generated_tps_per_request(req["tpot_s"][rows]),
                 **_fleet(ts, of_pool & pool_rows, warmup_s, duration_s),
             }
         )
     return result
+
+
+def generated_tps_per_request(tpot_s: np.ndarray) -> dict[str, float | None]:
+    """Generated tokens per second each served request saw after its first token (1 / its
+    TPOT), the speed a Fast pool sells (PLATFORM.md: 100+ per request). Requests of one output
+    token, and slot models (no decode steps), have none: null when no request has one."""
+    with np.errstate(invalid="ignore"):
+        tps = 1.0 / tpot_s[tpot_s > 0]  # NaN (one token) compares false
+    return {
+        "generated_tps_per_request_p50": float(np.median(tps)) if tps.size else None,
+        "generated_tps_per_request_mean": float(tps.mean()) if tps.size else None,
+    }
+
+
+def tps_per_request_text(pool: dict[str, Any]) -> str:
+    """A pool's generated tokens/s per request for tables: "p50 / mean", "-" if none."""
+    p50 = pool.get("generated_tps_per_request_p50")
+    mean = pool.get("generated_tps_per_request_mean")
+    return "-" if p50 is None or mean is None else f"{p50:.1f} / {mean:.1f}"
 
 
 def _fleet(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
 from sim.errors import InputError
@@ -150,6 +151,27 @@ def test_speculative_decoding() -> None:
     # Iterations that also prefill price their decodes without speculation.
     mixed = [(512, 0)]
     assert spec.iteration_time_s(8, 8_000, mixed) == plain.iteration_time_s(8, 8_000, mixed)
+
+
+@pytest.mark.parametrize("acceptance_rate", [0.0, 0.3, 0.6, 0.8, 0.9, 0.95])
+@pytest.mark.parametrize("draft_tokens", [1, 2, 4, 8])
+def test_expected_tokens_per_step_is_the_closed_form(
+    draft_tokens: int, acceptance_rate: float
+) -> None:
+    """A step emits the drafts accepted before the first rejection plus one token of the
+    target model's own: P(n tokens) = a^(n-1) (1 - a) for n <= k, a^k for k + 1, whose mean is
+    (1 - a^(k+1)) / (1 - a) (Leviathan et al. 2023, "Fast inference from transformers via
+    speculative decoding", eq. 1). Checked against that sum and a seeded simulation of it."""
+    k, a = draft_tokens, acceptance_rate
+    closed_form = (1 - a ** (k + 1)) / (1 - a)
+    by_law = sum(n * a ** (n - 1) * (1 - a) for n in range(1, k + 1)) + (k + 1) * a**k
+    assert expected_tokens_per_step(k, a) == pytest.approx(closed_form, rel=1e-12)
+    assert by_law == pytest.approx(closed_form, rel=1e-12)
+    rng = np.random.default_rng(2023)
+    accepted = rng.random((100_000, k)) < a
+    emitted = np.where(accepted.all(axis=1), k, np.argmin(accepted, axis=1)) + 1
+    standard_error = emitted.std() / np.sqrt(emitted.size)
+    assert abs(emitted.mean() - closed_form) <= 4 * standard_error + 1e-12
 
 
 def _weights_and_kv_bound_s(model: RooflineModel, context: int) -> float:

@@ -6,14 +6,17 @@ import math
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import slot_scenario
 from rich.console import Console
 
 from sim import cli
 from sim.engine import simulate
+from sim.perf.config import RooflinePerf
+from sim.perf.roofline import build_batch_time_model
 from sim.report.plots import write_plots
-from sim.results.summary import summarize
+from sim.results.summary import generated_tps_per_request, summarize
 from sim.scenario import Scenario
 
 
@@ -109,3 +112,44 @@ def test_under_overload_completed_throughput_is_capacity_and_arrived_is_offered_
     assert throughput["completed_completion_tokens_per_s"] == pytest.approx(
         10 * throughput["completed_requests_per_s"]
     )
+
+
+def test_generated_tps_per_request_is_the_inverse_of_each_tpot() -> None:
+    """Per request 1 / TPOT, then the median and mean of those (not 1 / mean TPOT): TPOTs of
+    10, 20 and 40 ms are 100, 50 and 25 tokens/s, median 50, mean 58.33; a one-token answer
+    (no TPOT) and a slot model's zero TPOT count for nothing."""
+    tpot_s = np.array([0.02, np.nan, 0.01, 0.0, 0.04])
+    assert generated_tps_per_request(tpot_s) == {
+        "generated_tps_per_request_p50": pytest.approx(50.0),
+        "generated_tps_per_request_mean": pytest.approx(175 / 3),
+    }
+    assert generated_tps_per_request(np.array([np.nan, 0.0])) == {
+        "generated_tps_per_request_p50": None,
+        "generated_tps_per_request_mean": None,
+    }
+
+
+@pytest.mark.parametrize("draft_tokens", [0, 3])
+def test_a_lone_request_decodes_at_the_speed_of_its_decode_line(draft_tokens: int) -> None:
+    """One request alone on a replica: 1,000 prompt tokens, 101 generated. Its 100 decode steps
+    (context 1,001 to 1,100) each take a + b x context on the pool's decode line (with
+    speculation, the time per emitted token), so its TPOT is a + b x 1,050.5 and the pool's
+    generated tokens/s per request, median and mean, is the inverse."""
+    perf = {"model": "roofline", "draft_tokens": draft_tokens, "acceptance_rate": 0.8}
+    data = slot_scenario(1, 1.0, 1.0, 10, seed=4).model_dump(by_alias=True)
+    data["warmup_s"] = 0
+    data["models"]["m"]["pools"]["p"] = {"gpu": "h100", "perf": perf}
+    data["traffic"][0] |= {
+        "max_requests": 1,
+        "prompt_tokens": {"dist": "constant", "value": 1000},
+        "output_tokens": {"dist": "constant", "value": 101},
+    }
+    scenario = Scenario.model_validate(data)
+    result = simulate(scenario)
+    (a, b), *_ = build_batch_time_model(
+        "llama-3.1-8b", "h100", 1, RooflinePerf(**perf)
+    ).decode_lines(1)
+    expected = 1 / (a + b * 1050.5)
+    pool = summarize(result.requests, result.timeseries, 0, 10)["pools"][0]
+    assert pool["generated_tps_per_request_p50"] == pytest.approx(expected, rel=1e-9)
+    assert pool["generated_tps_per_request_mean"] == pytest.approx(expected, rel=1e-9)
