@@ -195,6 +195,7 @@ def test_set_adds_a_named_entry_set_whole_and_fills_schema_sections() -> None:
         GOOD,
         "x.yaml",
         (
+            "models.llama-8b.pools.standard.tiers=[standard, priority]",
             "models.llama-8b.pools.extra={gpu: h100, replicas: 2, tiers: [batch]}",
             "traffic.0.sessions.turns={dist: constant, value: 2}",
             "accounts.0.spent_usd_at_start=10",  # a schema field the file leaves out
