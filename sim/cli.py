@@ -112,7 +112,6 @@ def run(
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
-
     table = Table(title=f"after warm-up ({summary['warmup_s']:g} s)", title_justify="left")
     for column in (
         "model",

@@ -56,7 +56,8 @@ def _clamp(data: Any) -> None:
         return
     data["duration_s"], data["warmup_s"], data["drain_s"] = 5, 0, 30
     data.pop("sample_interval_s", None)
-    for source in data.get("traffic") or []:
+    traffic = data.get("traffic")
+    for source in traffic if isinstance(traffic, list) else []:  # a mutation may replace it
         if isinstance(source, dict):
             source["max_requests"] = 20
 
