@@ -6,7 +6,7 @@ import zlib
 
 import numpy as np
 
-from sim.rng import EntityStreams, stream, unit, word
+from sim.rng import EntityStreams, choice_cdf, choose, stream, unit, word
 
 
 def _draws(*name: str) -> list[int]:
@@ -31,6 +31,25 @@ def test_an_entity_stream_does_not_depend_on_the_entities_drawn_before() -> None
     assert streams.at(7).random(3).tolist() == first
     assert streams.at(8).random(3).tolist() != first
     assert EntityStreams(43, "traffic", "chat", "session turns").at(7).random(3).tolist() != first
+
+
+def test_choose_draws_what_numpy_choice_draws_and_leaves_the_stream_where_it_does() -> None:
+    for seed, p in enumerate(([0.9, 0.1], [0.2, 0.0, 0.5, 0.3], [1.0], [1 / 3] * 3)):
+        for n in (0, 1, 4, 100):
+            ours, numpy_s = stream(seed, "a"), stream(seed, "a")
+            drawn = choose(ours, choice_cdf(np.array(p)), n)
+            expected = numpy_s.choice(len(p), n, p=p)
+            assert drawn.tolist() == expected.tolist()
+            assert ours.random() == numpy_s.random()
+
+
+def test_entity_streams_restart_at_each_entity_as_a_new_generator_would() -> None:
+    streams = EntityStreams(42, "traffic", "chat", "session turns")
+    for entity in (0, 5, 2**40):
+        fresh = np.random.Generator(
+            np.random.Philox(key=np.array([streams._word, entity], np.uint64))
+        )
+        assert streams.at(entity).random(6).tolist() == fresh.random(6).tolist()
 
 
 def test_keyed_uniforms_are_uniform_and_distinct_per_identity() -> None:

@@ -11,7 +11,7 @@ import numpy as np
 
 from sim.clock import call_later
 from sim.request import Request
-from sim.rng import EntityStreams
+from sim.rng import EntityStreams, choice_cdf, choose
 from sim.status import STATUS_OK
 from sim.workload.arrivals import arrival_chunks
 from sim.workload.chains import Runs, session_owner, system_owner
@@ -103,8 +103,8 @@ class SessionSource:
         weights = (
             ranks**-config.zipf_exponent if config.system_prompt_choice == "zipf" else ranks * 0 + 1
         )
-        self._variant_p = weights / weights.sum()
-        self._variant = _Buffer(lambda n: rng.choice(config.system_prompts, n, p=self._variant_p))
+        variant_cdf = choice_cdf(weights / weights.sum())
+        self._variant = _Buffer(lambda n: choose(rng, variant_cdf, n))
         self._user = _Buffer(lambda n: rng.integers(0, context.users, n))
         self._turns = _Buffer(lambda n: config.turns.sample(rng, n))
         self._turn_streams = EntityStreams(context.seed, "traffic", name, "session turns")

@@ -10,7 +10,7 @@ import numpy as np
 
 from sim.clock import Clock
 from sim.request import Request
-from sim.rng import stream
+from sim.rng import choice_cdf, choose, stream
 from sim.workload.chains import Runs
 from sim.workload.client import Client
 from sim.workload.config import Traffic
@@ -69,7 +69,7 @@ class TierDraw:
         names = [context.tier_override] if context.tier_override else list(traffic.tier_mix)
         shares = np.array([1.0] if context.tier_override else list(traffic.tier_mix.values()))
         self._names = np.array(names, dtype=object)
-        self._shares = shares / shares.sum()
+        self._cdf = choice_cdf(shares / shares.sum())
         self._rng = context.rng(traffic, "tier")
 
     def draw(self, n: int, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -77,7 +77,7 @@ class TierDraw:
         if len(self._names) == 1:
             return np.repeat(self._names, n)
         rng = self._rng if rng is None else rng
-        return self._names[rng.choice(len(self._names), size=n, p=self._shares)]
+        return self._names[choose(rng, self._cdf, n)]
 
 
 def user_key(traffic: Traffic, user: int) -> str:
