@@ -139,7 +139,22 @@ class TokenBuckets:
         reserved for the output at admission)."""
         if now_s >= self.period_end_s:
             self.advance(now_s)
-        self._charge(now_s, 0, uncached, generated - reserved)
+        if self.bounded:
+            # _charge(now_s, 0, uncached, generated - reserved), unrolled (min(a, b) as
+            # `b if b < a else a`, the same value): this runs for every served attempt.
+            level, limit = self.level, self.limit_tpm
+            dt_min = (now_s - self.base_s) / 60.0
+            if dt_min < 0:
+                dt_min = 0.0
+            m0, m1, m2 = limit
+            l0 = level[0] + m0 * dt_min
+            l1 = level[1] + m1 * dt_min
+            l2 = level[2] + m2 * dt_min
+            l0 = m0 if m0 < l0 else l0
+            l1 = (m1 if m1 < l1 else l1) - uncached
+            l2 = (m2 if m2 < l2 else l2) - (generated - reserved)
+            self.level = [l0, m1 if m1 < l1 else l1, m2 if m2 < l2 else l2]
+            self.base_s = now_s
         used, total = self.used, self.used_total
         used[1] += uncached
         used[2] += generated
@@ -180,7 +195,10 @@ class RequestCap:
         self.base_s = now_s
 
     def take(self, now_s: float) -> bool:
-        level = min(self.per_min, self.level + self.per_min * (now_s - self.base_s) / 60.0)
+        per_min = self.per_min
+        level = self.level + per_min * (now_s - self.base_s) / 60.0
+        if per_min < level:
+            level = per_min
         if level < 1.0:
             return False
         self.level = level - 1.0

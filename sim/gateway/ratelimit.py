@@ -79,11 +79,12 @@ class RateLimitCheck:
         if buckets is None:
             return  # refused before or by this check: nothing was charged
         request.limit_buckets = None
+        reserved = 0 if self._max_tokens is None else self._reserve(request)
         if request.status == STATUS_OK:
             uncached = request.prompt_tokens - request.cached_tokens
-            buckets.settle(now_s, uncached, request.output_tokens, self._reserve(request))
+            buckets.settle(now_s, uncached, request.output_tokens, reserved)
         else:
-            buckets.refund(now_s, request.prompt_tokens, self._reserve(request))
+            buckets.refund(now_s, request.prompt_tokens, reserved)
             self._caps[request.account].give_back(now_s)
 
 
