@@ -106,7 +106,9 @@ class Simulation:
         if scenario.rate_limits is not None:
             self.rate_limits = RateLimitCheck(scenario, scenario.rate_limits)
             checks.append(self.rate_limits)
-        checks.append(SheddingCheck(self.gateway.pools_by_route()))
+        shedding = SheddingCheck(self.gateway.pools_by_route())
+        if shedding.active:  # no pool sheds: nothing to ask on every attempt
+            checks.append(shedding)
         self.gateway.checks = tuple(checks)
         self.sources = [self._source(traffic) for traffic in scenario.traffic]
         self.end_s = scenario.duration_s + scenario.drain_s

@@ -92,20 +92,40 @@ class _PoolShedding:
         return True
 
 
+def sheds(pool: ReplicaPool) -> bool:
+    """Whether the pool sets any shedding rule that can refuse an attempt."""
+    config = pool.config
+    return (
+        config.shed_standard_after_s is not None
+        or config.shed_priority_after_s is not None
+        or (config.shed_standard_on_kv_full and pool.kv_capacity_blocks > 0)
+    )
+
+
 class SheddingCheck:
     """The front-door check of the shedding rule (last in order: after budget and limits)."""
 
     def __init__(self, routes: dict[tuple[str, str], ReplicaPool]) -> None:
         states: dict[int, _PoolShedding] = {}
-        self._pools = {
-            key: states.setdefault(id(pool), _PoolShedding(pool)) for key, pool in routes.items()
+        # Routes to a pool that never sheds (no threshold, no KV rule) keep no state: their
+        # attempts always pass, and the check costs one lookup.
+        self._pools: dict[tuple[str, str], _PoolShedding | None] = {
+            key: states.setdefault(id(pool), _PoolShedding(pool)) if sheds(pool) else None
+            for key, pool in routes.items()
         }
+
+    @property
+    def active(self) -> bool:
+        """Whether any pool sheds (else the gateway need not ask this check)."""
+        return any(state is not None for state in self._pools.values())
 
     def admit(self, request: Request, now_s: float) -> int:
         rank = TIER_RANK[request.tier]
         if rank > STANDARD_RANK:
             return 0  # Batch waits
         state = self._pools[request.model, request.tier]
+        if state is None:
+            return 0
         if rank == PRIORITY_RANK:
             if state.delay_s(PRIORITY_RANK, now_s) > state.threshold_s[PRIORITY_RANK]:
                 return STATUS_SHED

@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sim.engine import simulate
+from sim.engine import Simulation, simulate
 from sim.errors import InputError
+from sim.gateway.shedding import SheddingCheck
 from sim.scenario import Scenario
 from sim.scenario_loader import parse_scenario
 from sim.status import STATUS_OK, STATUS_SHED
@@ -85,3 +86,11 @@ def test_priority_threshold_below_standard_s_is_refused_naming_the_field() -> No
     message = str(caught.value)
     assert message.startswith("x.yaml:") and "models.llama-8b.pools.standard" in message
     assert "shed_priority_after_s (5) must be at least shed_standard_after_s (20)" in message
+
+
+def test_the_check_watches_only_pools_that_set_a_rule() -> None:
+    """A pool without shedding rules costs its attempts nothing at the front door."""
+    checks = Simulation(_overloaded()).gateway.checks
+    assert not any(isinstance(check, SheddingCheck) for check in checks)
+    checks = Simulation(_overloaded(shed_priority_after_s=20)).gateway.checks
+    assert any(isinstance(check, SheddingCheck) and check.active for check in checks)
