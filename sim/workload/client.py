@@ -52,7 +52,8 @@ class Client:
             call_later(self.env, self._wait_s(request), self._resend_at, request)
             return
         request.final = True
-        self._waits_s.pop(request.logical_id, None)
+        if self._waits_s:  # only decorrelated jitter keeps waits
+            self._waits_s.pop(request.logical_id, None)
         if self._on_final is not None:
             self._on_final(request)
 

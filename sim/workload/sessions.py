@@ -46,6 +46,7 @@ class _Session:
         "key",
         "messages",
         "outputs",
+        "owner",
         "system_run",
         "thinks_s",
         "tiers",
@@ -63,6 +64,7 @@ class _Session:
         system_run: Runs,
         system_tokens: int,
         draws: tuple[list, list, list, list],
+        owner: int,
     ):
         self.uid = uid
         self.user = user
@@ -71,6 +73,7 @@ class _Session:
         self.system_run = system_run  # the shared system prompt's full blocks
         self.context_tokens = system_tokens
         self.key = f"s{uid}"
+        self.owner = owner  # its own blocks' owner (`session_owner`)
         self.messages, self.outputs, self.tiers, self.thinks_s = draws
 
 
@@ -137,7 +140,13 @@ class SessionSource:
         tokens, system_run = self._system[int(self._variant.next())]
         uid, turns = self.sessions, int(self._turns.next())
         session = _Session(
-            uid, int(self._user.next()), turns, system_run, tokens, self._draw_turns(uid, turns)
+            uid,
+            int(self._user.next()),
+            turns,
+            system_run,
+            tokens,
+            self._draw_turns(uid, turns),
+            session_owner(self.traffic.name, uid),
         )
         self.sessions += 1
         self._live[session.uid] = session
@@ -175,8 +184,7 @@ class SessionSource:
         # message, and the answer, which is cached once the request finishes).
         first = session.system_run[0][2] if session.system_run else 0
         full = (prompt + output) // self.block_size
-        owner = session_owner(self.traffic.name, session.uid)
-        own = ((owner, first, full),) if full > first else ()
+        own = ((session.owner, first, full),) if full > first else ()
         runs = (*session.system_run, *own)
         traffic = self.traffic
         request = self._context.request(traffic, session.tiers[turn], prompt, output, runs)
