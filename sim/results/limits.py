@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from sim.clock import Clock, call_first_at
+from sim.clock import Clock
 from sim.gateway.buckets import TokenBuckets
 from sim.gateway.limits.base import LIMIT_KINDS
+from sim.results.intervals import IntervalSampler
 
 PER_MINUTE = 1 / 60.0
 COLUMNS = (
@@ -28,7 +29,7 @@ COLUMNS = (
 )
 
 
-class LimitsSampler:
+class LimitsSampler(IntervalSampler):
     def __init__(
         self,
         env: Clock,
@@ -37,25 +38,12 @@ class LimitsSampler:
         end_s: float,
     ) -> None:
         """`buckets`: the rate-limit check's, by (account, model id), filled as requests come."""
-        self.env = env
+        super().__init__(env, period_s, end_s)
         self.buckets = buckets
-        self.period_s = period_s
-        self.end_s = end_s
         self.columns: dict[str, list] = {name: [] for name in COLUMNS}
         self._last: dict[tuple[str, str], tuple[float, float, float, int, int]] = {}
-        self._tick = 0
 
-    def start(self) -> None:
-        self._schedule()
-
-    def _schedule(self) -> None:
-        self._tick += 1
-        at = self._tick * self.period_s
-        if at <= self.end_s + 1e-9:
-            call_first_at(self.env, at, self._sample)
-
-    def _sample(self, _: None) -> None:
-        now = self.env.now
+    def _sample(self, now: float) -> None:
         c = self.columns
         last = self._last
         for key, buckets in self.buckets.items():
@@ -79,7 +67,6 @@ class LimitsSampler:
             c["bucket_generated_tokens"].append(levels[2])
             c["attempts"].append(buckets.attempts - attempts)
             c["rate_limited"].append(buckets.rate_limited - refused)
-        self._schedule()
 
     def table(self) -> pa.Table:
         types = {"account": pa.string(), "model": pa.string()}

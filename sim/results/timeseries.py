@@ -12,8 +12,9 @@ from collections.abc import Sequence
 
 import pyarrow as pa
 
-from sim.clock import Clock, call_first_at
+from sim.clock import Clock
 from sim.replica.pool import DOWN, SERVING, ReplicaPool
+from sim.results.intervals import IntervalSampler
 
 POOL_LEVEL = -1  # the `replica` value of a pool's aggregate row
 # A sample's values, in the order the sampler gathers them (token counts: during the interval).
@@ -31,33 +32,20 @@ LEVELS = (
 )
 
 
-class TimeSeriesSampler:
+class TimeSeriesSampler(IntervalSampler):
     def __init__(
         self, env: Clock, pools: Sequence[ReplicaPool], period_s: float, end_s: float
     ) -> None:
-        self.env = env
+        super().__init__(env, period_s, end_s)
         self.pools = pools
-        self.period_s = period_s
-        self.end_s = end_s
         self.columns: dict[str, list] = {
             name: []
             for name in ("t_s", "model", "pool", "replica", *LEVELS, "cache_hit_ratio", "held_s")
         }
         # Cumulative counters at the last sample: (busy seconds, prompt tokens, cached tokens).
         self._last = {(p.model_id, p.name, i): (0.0, 0, 0) for p in pools for i in range(p.slots)}
-        self._tick = 0
 
-    def start(self) -> None:
-        self._schedule()
-
-    def _schedule(self) -> None:
-        self._tick += 1
-        at = self._tick * self.period_s
-        if at <= self.end_s + 1e-9:
-            call_first_at(self.env, at, self._sample)
-
-    def _sample(self, _: None) -> None:
-        now = self.env.now
+    def _sample(self, now: float) -> None:
         add = self._add
         for pool in self.pools:
             totals = [0, 0, 0, 0, 0, 0.0, 0, 0, 0, 0]
@@ -87,7 +75,6 @@ class TimeSeriesSampler:
                 held_s += replica_held_s
             totals[5] /= max(totals[-1], 1)  # busy_fraction: the pool's is the held replicas' mean
             add(now, pool, POOL_LEVEL, totals, held_s)
-        self._schedule()
 
     def _add(self, now: float, pool: ReplicaPool, replica: int, row: list, held_s: float) -> None:
         c = self.columns
