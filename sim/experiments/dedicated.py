@@ -49,7 +49,9 @@ from sim.status import STATUS_OK
 TABLE_NAME = "dedicated.parquet"
 INFO_NAME = "dedicated.json"
 HOURS_PER_MONTH = 730.0  # 365 x 24 / 12: the month of cloud on-demand price lists
-_RELATIVE = 1e-6  # serverless "covers" dedicated within this relative margin (rounded levels)
+# Serverless "covers" dedicated within this relative margin: above the 5e-6 by which a level
+# rounded to 6 significant digits can fall short, so each next level is strictly higher.
+_RELATIVE = 1e-5
 
 
 def account_alone(base: Scenario, account: str) -> tuple[list[str], list[dict[str, Any]]]:
@@ -225,13 +227,7 @@ def run_dedicated(
         )
         row["serverless_usd_per_hour"] = serverless_per_hour * level
         row["serverless_usd_per_month"] = serverless_per_hour * level * HOURS_PER_MONTH
-        row["cheaper"] = (
-            None
-            if dedicated is None
-            else "dedicated"
-            if dedicated < serverless_per_hour * level
-            else "serverless"
-        )
+        row["cheaper"] = _cheaper(dedicated, serverless_per_hour * level)
         judged = planner.slo_values(slos, level, sized) if sized is not None else {}
         for slo in slos:
             row[f"slo.{slo.name}"] = slo.judged(judged[slo]) if slo in judged else None
@@ -258,3 +254,12 @@ def run_dedicated(
     write_table(table, out / TABLE_NAME)
     write_json(out / INFO_NAME, info)
     return Dedicated(table, info)
+
+
+def _cheaper(dedicated_usd: float | None, serverless_usd: float) -> str | None:
+    """Which costs less; `equal` within the margin (at the break-even); None: not sized."""
+    if dedicated_usd is None:
+        return None
+    if dedicated_usd < serverless_usd * (1 - _RELATIVE):
+        return "dedicated"
+    return "serverless" if dedicated_usd > serverless_usd * (1 + _RELATIVE) else "equal"

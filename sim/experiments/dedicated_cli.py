@@ -124,15 +124,33 @@ def dedicated_command(
         )
 
 
+_HEADERS = {
+    "traffic_multiplier": "x traffic",
+    "requests_per_s": "req/s",
+    "gpus": "GPUs",
+    "dedicated_usd_per_hour": "dedicated $/h",
+    "dedicated_usd_per_month": "dedicated $/month",
+    "serverless_usd_per_hour": "serverless $/h",
+    "serverless_usd_per_month": "serverless $/month",
+}
+
+
 def print_table(table: pa.Table) -> None:
     view = Table(
-        title="serverless vs dedicated (monthly = 730 h; SLOs on the 95% bound over replications)",
+        title="serverless vs dedicated (a month is 730 h; SLOs on the 95% bound over replications)",
         title_justify="left",
     )
     for name in table.column_names:
-        view.add_column(name, justify="right")
+        header = _HEADERS.get(name, name.removeprefix("slo.").removeprefix("replicas."))
+        title = f"{header} replicas" if name.startswith("replicas.") else header
+        view.add_column(title, justify="right")
     for row in table.to_pylist():
-        view.add_row(*(_cell(v) for v in row.values()))
+        view.add_row(
+            *(
+                f"{v:,.0f}" if k.endswith("_per_month") and v is not None else _cell(v)
+                for k, v in row.items()
+            )
+        )
     out.print(view)
 
 
@@ -142,7 +160,7 @@ def verdict(info: dict[str, Any]) -> str:
     lines = [f"account {info['account']}: serverless ${serverless['usd_per_month']:,.0f}/month"]
     if now["met"]:
         lines[0] += (
-            f", dedicated ${now['dedicated_usd_per_month']:,.0f}/month ({now['gpus']} GPUs): "
+            f", dedicated ${now['dedicated_usd_per_month']:,.0f}/month ({_gpus(now['gpus'])}): "
             f"{now['cheaper']} is cheaper at the scenario's traffic"
         )
     else:
@@ -156,6 +174,10 @@ def verdict(info: dict[str, Any]) -> str:
         lines.append(
             f"break-even at x{even['traffic_multiplier']:.3g} the scenario's traffic "
             f"({even['requests_per_s']:.3g} requests/s served): "
-            f"${even['dedicated_usd_per_month']:,.0f}/month, {even['gpus']} GPUs"
+            f"${even['dedicated_usd_per_month']:,.0f}/month, {_gpus(even['gpus'])}"
         )
     return "\n".join(lines)
+
+
+def _gpus(count: int) -> str:
+    return f"{count} GPU" if count == 1 else f"{count} GPUs"

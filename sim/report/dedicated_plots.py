@@ -14,8 +14,9 @@ def serverless_vs_dedicated(table: pa.Table, break_even: float | None) -> Figure
     """Serverless (a line through 0: per-token prices are flat) and dedicated (a staircase:
     whole replicas) monthly cost against the traffic multiplier, the break-even marked.
 
-    The staircase holds each sized level's cost back to the level below it: with more traffic
-    never needing fewer replicas, that is an upper bound between levels and exact at them."""
+    Dedicated is known at the sized levels (dots); each level's cost is held up to the next one,
+    and where the next costs more, a shaded box shows where the step up lies (somewhere between
+    the two levels: with more traffic never needing fewer replicas)."""
     data = table.sort_by("traffic_multiplier").to_pydict()
     x = np.array(data["traffic_multiplier"], dtype=float)
     dedicated = np.array(
@@ -26,13 +27,18 @@ def serverless_vs_dedicated(table: pa.Table, break_even: float | None) -> Figure
     per_multiple = serverless[-1] / x[-1]
     ends = np.array([0.0, x.max()])
     ax.plot(ends, ends * per_multiple, label="serverless (the account's bill)")
-    ax.step(
+    line = ax.step(
         np.concatenate(([0.0], x)),
         np.concatenate(([dedicated[0]], dedicated)),
-        where="pre",
+        where="post",
         label="dedicated (fewest replicas meeting the SLOs)",
-    )
-    ax.plot(x, dedicated, "o", color=ax.lines[-1].get_color(), markersize=4)
+    )[0]
+    ax.plot(x, dedicated, "o", color=line.get_color(), markersize=4)
+    for n, i in enumerate(np.flatnonzero(dedicated[1:] > dedicated[:-1])):
+        ax.fill_between(
+            x[i : i + 2], dedicated[i], dedicated[i + 1], color=line.get_color(), alpha=0.12,
+            linewidth=0, label="dedicated: a step up somewhere in here" if n == 0 else None,
+        )  # fmt: skip
     if break_even is not None:
         at = break_even * per_multiple
         ax.axvline(break_even, linestyle="--", color="grey", linewidth=1)
