@@ -23,6 +23,14 @@ def erlang_c_wait_s(servers: int, arrival_rate: float, mean_service_s: float) ->
     return wait_probability * mean_service_s / (servers * (1 - rho))
 
 
+def fewest_servers(arrival_rate: float, mean_service_s: float, target_wait_s: float) -> int:
+    """The fewest servers of an M/M/c queue whose mean time in queue is at most the target."""
+    servers = math.floor(arrival_rate * mean_service_s) + 1
+    while erlang_c_wait_s(servers, arrival_rate, mean_service_s) > target_wait_s:
+        servers += 1
+    return servers
+
+
 def _mean_wait_s(servers: int, rate: float, seed: int, duration_s: float) -> float:
     result = simulate(slot_scenario(servers, rate, 1.0, duration_s, seed))
     arrival = result.requests["arrival_s"].to_numpy()

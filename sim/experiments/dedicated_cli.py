@@ -12,6 +12,7 @@ from rich.table import Table
 from sim.experiments.plan_cli import _cell
 from sim.experiments.sweep_cli import (
     DaskOption,
+    RunCounter,
     WorkersOption,
     _cpus,
     err,
@@ -65,7 +66,7 @@ def dedicated_command(
     from sim.errors import InputError
     from sim.experiments.dedicated import run_dedicated
     from sim.experiments.plan import parse_over, parse_slo
-    from sim.experiments.sweep import RunDone, SweepFailed
+    from sim.experiments.sweep import SweepFailed
     from sim.report.dedicated_plots import serverless_vs_dedicated
     from sim.report.style import save
     from sim.results.provenance import write_command_info
@@ -85,14 +86,7 @@ def dedicated_command(
     target = out_dir or Path("results") / folder_name(f"{base.name}-dedicated-{account}")
     started = time.perf_counter()
     with runs_bar("dedicated", quiet, total_known=False) as bar:
-        task = bar.add_task("", total=None)
-        counted = 0
-
-        def advance(report: RunDone) -> None:
-            nonlocal counted
-            counted += 1
-            bar.update(task, completed=counted, description=report.name)
-
+        advance = RunCounter(bar)
         try:
             result = run_dedicated(
                 scenario_path,
@@ -119,7 +113,7 @@ def dedicated_command(
         print_table(result.table)
         out.print(verdict(result.info))
         err.print(
-            f"{counted} runs in {time.perf_counter() - started:.1f} s; table: "
+            f"{advance.count} runs in {time.perf_counter() - started:.1f} s; table: "
             f"{target / 'dedicated.parquet'}"
         )
 

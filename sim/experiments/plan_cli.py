@@ -12,6 +12,7 @@ from rich.table import Table
 
 from sim.experiments.sweep_cli import (
     DaskOption,
+    RunCounter,
     WorkersOption,
     _cpus,
     err,
@@ -67,7 +68,7 @@ def plan_command(
     sustains. Writes plan.parquet and the capacity and cost curves (resumable)."""
     from sim.errors import InputError
     from sim.experiments.plan import parse_over, parse_slo, run_capacity, run_plan
-    from sim.experiments.sweep import RunDone, SweepFailed
+    from sim.experiments.sweep import SweepFailed
     from sim.report.plan_plots import capacity_curve, cost_curve, money_curve
     from sim.report.style import save
     from sim.results.provenance import write_command_info
@@ -83,14 +84,7 @@ def plan_command(
     target = out_dir or Path("results") / f"{folder_name(base.name)}-plan"
     started = time.perf_counter()
     with runs_bar("plan", quiet, total_known=False) as bar:
-        task = bar.add_task("", total=None)
-        counted = 0
-
-        def advance(report: RunDone) -> None:
-            nonlocal counted
-            counted += 1
-            bar.update(task, completed=counted, description=report.name)
-
+        advance = RunCounter(bar)
         try:
             if reverse:
                 assert levels is not None
@@ -129,7 +123,7 @@ def plan_command(
     if not quiet:
         print_table(table)
         err.print(
-            f"{counted} runs in {time.perf_counter() - started:.1f} s; table: "
+            f"{advance.count} runs in {time.perf_counter() - started:.1f} s; table: "
             f"{target / 'plan.parquet'}"
         )
 

@@ -19,7 +19,7 @@ from rich.table import Table
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from sim.experiments.sweep import SweepFailed
+    from sim.experiments.sweep import RunDone, SweepFailed
 
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
@@ -49,6 +49,18 @@ def runs_bar(label: str, quiet: bool, total_known: bool = True) -> Progress:
         disable=quiet,
         transient=True,
     )
+
+
+class RunCounter:
+    """The progress callback of a search (plan, dedicated): it counts runs on a bar of
+    `runs_bar(..., total_known=False)`, as the search decides the next runs as it goes."""
+
+    def __init__(self, bar: Progress) -> None:
+        self.bar, self.task, self.count = bar, bar.add_task("", total=None), 0
+
+    def __call__(self, report: RunDone) -> None:
+        self.count += 1
+        self.bar.update(self.task, completed=self.count, description=report.name)
 
 
 def exit_failed(failed: SweepFailed) -> NoReturn:
@@ -95,7 +107,6 @@ def sweep_command(
     """Run a grid of parameters x seeds (resumable) and write sweep.parquet, one row per run."""
     from sim.experiments.intervals import replication_seeds
     from sim.experiments.sweep import (
-        RunDone,
         SweepFailed,
         expand_grid,
         parse_seeds,

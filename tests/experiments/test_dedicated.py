@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from test_queueing_theory import erlang_c_wait_s
+from test_queueing_theory import fewest_servers
 from typer.testing import CliRunner
 
 from sim.cli import app
@@ -78,10 +77,7 @@ def _scenario(tmp_path: Path) -> Path:
 
 
 def _erlang_answer(rate_per_s: float) -> int:
-    servers = math.floor(rate_per_s * SERVICE_S) + 1
-    while erlang_c_wait_s(servers, rate_per_s, SERVICE_S) > TARGET_WAIT_S:
-        servers += 1
-    return servers
+    return fewest_servers(rate_per_s, SERVICE_S, TARGET_WAIT_S)
 
 
 def _capsim(*args: str) -> subprocess.CompletedProcess[str]:
