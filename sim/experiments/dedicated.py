@@ -116,6 +116,10 @@ class AccountPlanner(Planner):
         scaling = scaled_traffic(self.traffic, level) if level is not None else []
         return [*super().overrides(level, fleet), *scaling]
 
+    def check(self) -> None:
+        """InputError now, before any run, if the account alone is not a valid scenario."""
+        self._validated(self.overrides(1.0, (1,) * len(self.pools)))
+
 
 def account_bill(run_dir: Path, account: str) -> tuple[float, float]:
     """The account's bill in USD per hour and its served requests per second: its attempts
@@ -168,6 +172,10 @@ def run_dedicated(
     path = scenario_path.resolve()
     base = load_scenario(path, settings)
     alone, traffic = account_alone(base, account)
+    planner = AccountPlanner(
+        traffic, path, out / "dedicated", [*settings, *alone], None, workers, scheduler, progress
+    )
+    planner.check()
     shared = Planner(path, out / "serverless", settings, None, workers, scheduler, progress)
     fleet = tuple(shared.base.models[p.model].pools[p.pool].replicas for p in shared.pools)
     shared.evaluate([(None, fleet)])
@@ -175,9 +183,6 @@ def run_dedicated(
     serverless_per_hour = float(np.mean([usd for usd, _ in bills]))
     requests_per_s = float(np.mean([rate for _, rate in bills]))
 
-    planner = AccountPlanner(
-        traffic, path, out / "dedicated", [*settings, *alone], None, workers, scheduler, progress
-    )
     grid = sorted({float(f"{v:.6g}") for v in (*levels, 1.0)})
     fleets: dict[float, Fleet | None] = dict(
         zip(grid, fewest_replicas(planner, slos, grid, max_replicas), strict=True)
