@@ -193,6 +193,39 @@ def _print_summary(summary: dict[str, Any]) -> None:
             )
         out.print(bill)
     _print_accounts(summary)
+    _print_jobs(summary.get("jobs"))
+
+
+def _print_jobs(jobs: dict[str, Any] | None) -> None:
+    """Per batch job: its state, when it started and ended, its rows and its bill."""
+    if not jobs or not jobs["jobs"]:
+        return
+    table = Table(title="batch jobs (jobs.parquet)", title_justify="left")
+    columns = ("job", "account", "model", "status", "submitted s", "started s", "ended s")
+    for column in (*columns, "rows", "done", "expired", "failed", "open", "cost $"):
+        table.add_column(column, justify="left" if column in columns[:4] else "right")
+
+    def time(value: float | None) -> str:
+        return "-" if value is None else f"{value:,.1f}"
+
+    for job in jobs["jobs"]:
+        ended = job["finished_s"] if job["finished_s"] is not None else job["expired_s"]
+        table.add_row(
+            job["job"],
+            job["account"],
+            job["model"],
+            job["status"],
+            time(job["submitted_s"]),
+            time(job["started_s"]),
+            time(ended),
+            f"{job['rows']:,}",
+            f"{job['rows_done']:,}",
+            f"{job['rows_expired']:,}",
+            f"{job['rows_failed']:,}",
+            f"{job['rows_open']:,}",
+            f"{job['cost_usd']:,.2f}",
+        )
+    out.print(table)
 
 
 def _print_accounts(summary: dict[str, Any]) -> None:

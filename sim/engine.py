@@ -26,7 +26,8 @@ from sim.results.limits import LimitsSampler
 from sim.results.records import Records, RequestRecorder
 from sim.results.timeseries import TimeSeriesSampler
 from sim.scenario import Scenario
-from sim.workload.config import Traffic
+from sim.workload.batch_jobs import BatchJobSource, jobs_table
+from sim.workload.config import BatchJob, Traffic
 from sim.workload.open_loop import OpenLoopSource
 from sim.workload.sessions import SessionSource
 from sim.workload.source import SourceContext
@@ -47,6 +48,7 @@ class RunOutput:
     warnings: list[str]  # said at run time and kept in summary.json
     sessions: dict[str, dict[str, int]]  # per session source: started, completed, abandoned
     arrivals_end_s: float  # duration_s, or earlier when every source stopped early
+    jobs: pa.Table  # jobs.parquet: per batch job
 
     @property
     def requests(self) -> pa.Table:
@@ -111,6 +113,7 @@ class Simulation:
             checks.append(shedding)
         self.gateway.checks = tuple(checks)
         self.sources = [self._source(traffic) for traffic in scenario.traffic]
+        self.jobs = [self._job(job) for job in scenario.batch_jobs]
         self.end_s = scenario.duration_s + scenario.drain_s
         self.sampler = TimeSeriesSampler(
             self.env, self.pools, scenario.sample_period_s, scenario.duration_s
@@ -142,6 +145,19 @@ class Simulation:
             return SessionSource(traffic, context)
         return OpenLoopSource(traffic, context)
 
+    def _job(self, job: BatchJob) -> BatchJobSource:
+        model = self.scenario.models[job.model]
+        pool = self.gateway.pools_by_route()[job.model, "batch"]
+        return BatchJobSource(
+            job,
+            self.env,
+            self.scenario.seed,
+            next(iter(model.pools.values())).block_size,
+            self._next_id,
+            self.gateway.submit,
+            pool.expire_batch,
+        )
+
     def _next_id(self) -> int:
         return next(self._ids)
 
@@ -151,6 +167,8 @@ class Simulation:
         self._schedule_retirements()
         for source in self.sources:
             source.start()
+        for job in self.jobs:
+            job.start()
         self.sampler.start()
         self.limits_sampler.start()
         if progress is not None:
@@ -172,7 +190,7 @@ class Simulation:
             source.traffic.name: source.trace.skipped_lines
             for source in self.sources
             if isinstance(source, TraceSource)
-        }
+        } | {job.job.name: job.skipped_lines for job in self.jobs if job.job.file is not None}
         warnings = [
             f"model {pool.model_id} pool {pool.name}: {warning}"
             for pool in self.pools
@@ -198,6 +216,7 @@ class Simulation:
             warnings,
             sessions,
             self._arrivals_end_s(),
+            jobs_table(self.jobs),
         )
 
     def _arrivals_end_s(self) -> float:
@@ -238,6 +257,8 @@ class Simulation:
     def _record_unfinished(self) -> None:
         """Attempts still queued or running when the drain ended: status 0 (no answer)."""
         for pool in self.pools:
+            for request in pool.batch:
+                self.recorder.record(request)
             for replica in pool.replicas:
                 for request in [*replica.running, *replica.waiting_requests()]:
                     self.recorder.record(request)

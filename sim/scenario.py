@@ -30,7 +30,7 @@ from sim.routing import RoutingConfig
 from sim.routing.least_loaded import LeastLoadedConfig
 from sim.routing.weighted_scorer import WeightedScorerConfig
 from sim.units import NonNegativeSeconds, PositiveSeconds, Seconds
-from sim.workload.config import Traffic
+from sim.workload.config import BatchJob, Traffic
 from sim.workload.retry import RetryConfig
 
 # USD per GPU-hour: positive and finite.
@@ -135,6 +135,12 @@ class Scenario(StrictModel):
         min_length=1, max_length=1_000_000, description="Accounts (API keys)"
     )
     traffic: list[Traffic] = Field(min_length=1, max_length=100_000, description="Traffic sources")
+    batch_jobs: list[BatchJob] = Field(
+        default_factory=list,
+        max_length=100_000,
+        description="Batch jobs: files of requests served on spare capacity at the Batch tier "
+        "(docs/economics.md, Batch)",
+    )
     retry: RetryConfig = Field(
         default_factory=RetryConfig,
         description="How clients retry 429 and 503, for sources without their own `retry`",
@@ -196,6 +202,16 @@ class Scenario(StrictModel):
                 f"warmup_s ({self.warmup_s:g}) must be shorter than "
                 f"duration_s ({self.duration_s:g})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _jobs_submitted_in_time(self) -> Scenario:
+        for job in self.batch_jobs:
+            if job.submit_at_s >= self.duration_s:
+                raise ValueError(
+                    f"batch job {job.name!r}: submit_at_s ({job.submit_at_s:g}) must be before "
+                    f"duration_s ({self.duration_s:g})"
+                )
         return self
 
     @property
@@ -264,6 +280,7 @@ def cross_reference_errors(scenario: Scenario) -> list[tuple[tuple[Any, ...], st
                         f"no pool of model {source.model!r} serves {tier}",
                     )
                 )
+    errors += _batch_job_errors(scenario, accounts, names)
     for gpu in scenario.gpu_prices_usd_per_hour:
         if gpu not in gpu_names():
             errors.append(
@@ -302,6 +319,53 @@ def cross_reference_errors(scenario: Scenario) -> list[tuple[tuple[Any, ...], st
                     errors.append(
                         (("models", model_id, "pools", pool_name, "gpus_per_replica"), problem)
                     )
+    return errors
+
+
+def _batch_job_errors(
+    scenario: Scenario, accounts: dict[str, int], traffic_names: set[str]
+) -> list[tuple[tuple[Any, ...], str]]:
+    """A job names a known account and a model with a pool that serves Batch; its name is
+    its rows' `traffic` label, so it is unique among jobs and traffic sources."""
+    errors: list[tuple[tuple[Any, ...], str]] = []
+    names = set(traffic_names)
+    for i, job in enumerate(scenario.batch_jobs):
+        if job.name in names:
+            errors.append(
+                (("batch_jobs", i, "name"), f"{job.name!r} already names a job or traffic source")
+            )
+        names.add(job.name)
+        if job.account not in accounts:
+            errors.append(
+                (
+                    ("batch_jobs", i, "account"),
+                    f"unknown account {job.account!r}; {_one_of(accounts)}",
+                )
+            )
+        if job.file is not None and not Path(job.file.path).is_file():
+            errors.append((("batch_jobs", i, "file", "path"), f"no such file: {job.file.path}"))
+        model = scenario.models.get(job.model)
+        if model is None:
+            errors.append(
+                (
+                    ("batch_jobs", i, "model"),
+                    f"unknown model {job.model!r}; {_one_of(scenario.models)}",
+                )
+            )
+        elif model.fast or not any("batch" in p.tiers for p in model.pools.values()):
+            why = "a Fast variant serves only its own tier" if model.fast else "no pool lists it"
+            serving = [
+                name
+                for name, spec in scenario.models.items()
+                if not spec.fast and any("batch" in p.tiers for p in spec.pools.values())
+            ]
+            allowed = _one_of(serving) if serving else "list batch in one of its pools' tiers"
+            errors.append(
+                (
+                    ("batch_jobs", i, "model"),
+                    f"model {job.model!r} does not serve the Batch tier ({why}); {allowed}",
+                )
+            )
     return errors
 
 
@@ -415,6 +479,8 @@ _SLOT_MODEL_CANNOT = {
     "memory_utilization": "has no GPU memory",
     "max_batched_tokens": "runs no iterations with a token budget",
     "prefix_caching": "has no prefix cache",
+    "batch_max_slowdown": "runs no iterations to lengthen",
+    "batch_max_iteration_s": "runs no iterations",
 }
 
 

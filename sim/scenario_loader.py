@@ -128,11 +128,12 @@ def _overridden_by(path: Path_, overrides: Sequence[str]) -> str:
 def _resolve_trace_paths(data: dict[str, Any], source: str) -> None:
     """Trace paths are relative to the scenario file; the resolved scenario records them whole."""
     base = Path(source).resolve().parent
-    traffic = data.get("traffic")
-    for source_data in traffic if isinstance(traffic, list) else []:
-        trace = source_data.get("trace") if isinstance(source_data, dict) else None
-        if isinstance(trace, dict) and isinstance(trace.get("path"), str):
-            trace["path"] = str((base / trace["path"]).resolve())
+    for section, key in (("traffic", "trace"), ("batch_jobs", "file")):
+        entries = data.get(section)
+        for source_data in entries if isinstance(entries, list) else []:
+            trace = source_data.get(key) if isinstance(source_data, dict) else None
+            if isinstance(trace, dict) and isinstance(trace.get("path"), str):
+                trace["path"] = str((base / trace["path"]).resolve())
 
 
 def _apply_override(data: dict[str, Any], override: str) -> None:

@@ -75,6 +75,15 @@ def absurd_work_errors(scenario: Scenario) -> list[tuple[tuple[Any, ...], str]]:
                 f"({scenario.duration_s:g} s), lower the rate or set max_requests",
             )
         )
+    batch_rows = sum(job.requests or 0 for job in scenario.batch_jobs)
+    if batch_rows > MAX_REQUESTS:
+        errors.append(
+            (
+                ("batch_jobs",),
+                f"the batch jobs have {batch_rows:,} rows in all, more than the "
+                f"{MAX_REQUESTS:,} a run may have",
+            )
+        )
     if not work.sessions <= MAX_SESSIONS:
         errors.append(
             (

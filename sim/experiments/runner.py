@@ -20,6 +20,7 @@ from sim.results.cache_hits import COLUMNS as cache_hits_columns
 from sim.results.cache_hits import cache_hits_over_time
 from sim.results.economics import COLUMNS as economics_columns
 from sim.results.economics import economics, usd_per_replica_hour
+from sim.results.jobs import jobs_summary
 from sim.results.provenance import RUN_INFO, Origin, run_info, write_json
 from sim.results.store import RunFolder, write_run
 from sim.results.summary import COLUMNS as summary_columns
@@ -80,6 +81,7 @@ def _run(
     summary["sessions"] = result.sessions
     summary["warnings"] = result.warnings
     summary["economics"] = economics(scenario, records.read(economics_columns), summary)
+    summary["jobs"] = jobs_summary(result.jobs)
 
     cache_hits = cache_hits_over_time(records.read(cache_hits_columns), result.timeseries)
 
@@ -87,6 +89,8 @@ def _run(
         write_json(folder / RUN_INFO, run_info(scenario, origin, out_dir))
         pq.write_table(result.limits, folder / "limits.parquet")
         pq.write_table(bill(records.read(bill_columns)), folder / "bill.parquet")
+        if scenario.batch_jobs:
+            pq.write_table(result.jobs, folder / "jobs.parquet")
         (folder / "economics.json").write_text(
             json.dumps(summary["economics"], indent=2, allow_nan=False) + "\n"
         )

@@ -15,6 +15,7 @@ from sim.gateway.buckets import RequestCap, TokenBuckets
 from sim.gateway.config import RateLimits
 from sim.gateway.limits import build_policy
 from sim.gateway.limits.base import LimitPolicy
+from sim.replica.batch import BATCH
 from sim.request import Request
 from sim.scenario import Scenario
 from sim.status import STATUS_OK, STATUS_RATE_LIMITED
@@ -47,6 +48,8 @@ class RateLimitCheck:
         self.buckets: dict[tuple[str, str], TokenBuckets] = {}
 
     def admit(self, request: Request, now_s: float) -> int:
+        if request.tier == BATCH:
+            return 0  # Batch has no rate limit (PLATFORM.md, Traffic tiers): nothing charged
         key = (request.account, request.model)
         buckets = self.buckets.get(key)
         if buckets is None:

@@ -87,6 +87,30 @@ class Pool(StrictModel):
         description="Also shed Standard while work waits and no serving replica has free KV "
         "blocks for the attempt's prompt",
     )
+    batch_max_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="A replica admits a Batch row only while no interactive request waits and "
+        "Batch holds less than this share of its max_num_seqs and of its KV blocks (each row "
+        "counted at its full prompt + output length) (docs/economics.md, Batch)",
+    )
+    batch_max_slowdown: float = Field(
+        0.02,
+        ge=0,
+        le=100,
+        description="While interactive requests are in an iteration, Batch work may lengthen it "
+        "by at most this fraction of its time without Batch (the performance model's price); "
+        "running Batch decodes beyond it are preempted, Batch prefill chunks cut to fit",
+    )
+    batch_max_iteration_s: float = Field(
+        0.05,
+        gt=0,
+        le=3600,
+        description="With no interactive request in an iteration, Batch prefill chunks are cut "
+        "to keep it within this long (or its decodes' step), s: an interactive request that "
+        "arrives waits for the iteration in flight",
+    )
     scheduler: SchedulerConfig = Field(
         default_factory=lambda: StrictPriorityConfig(policy="strict_priority"),
         description="Admission order and preemption on a replica: "

@@ -18,6 +18,7 @@ from sim.perf.base import BatchTimeModel
 from sim.perf.config import ExponentialPerf, FixedPerf
 from sim.replica.autoscaling import AUTOSCALERS
 from sim.replica.autoscaling.base import FleetSignals
+from sim.replica.batch import BATCH, BatchQueue
 from sim.replica.config import Pool
 from sim.replica.kvcache import KVCache
 from sim.replica.protocol import ServingReplica
@@ -28,7 +29,7 @@ from sim.request import Request
 from sim.rng import stream
 from sim.routing import POLICIES, RoutingConfig
 from sim.routing.base import PoolLoad, PoolView
-from sim.status import STATUS_OK, STATUS_SHED
+from sim.status import STATUS_EXPIRED, STATUS_OK, STATUS_SHED
 
 STARTING, SERVING, DRAINING, DOWN = "starting", "serving", "draining", "down"
 RESTART, RELEASE = "restart", "release"  # what a draining replica does once empty
@@ -60,7 +61,10 @@ class ReplicaPool:
         scaling = pool.autoscaling
         self.slots = max(pool.replicas, scaling.max_replicas) if scaling else pool.replicas
         self.load = PoolLoad(self.slots)
+        self.batch = BatchQueue()  # Batch rows waiting for spare capacity on any serving replica
         self.replicas: list[ServingReplica] = [self._new_replica(i) for i in range(self.slots)]
+        for replica in self.replicas[pool.replicas :]:
+            replica.takes_batch = False  # down
         # Per slot: state, a version that makes timers of an earlier state stale, what a drain
         # ends in, and the counters of the replicas it held before (busy s, prompt, cached).
         self.state = [SERVING if i < pool.replicas else DOWN for i in range(self.slots)]
@@ -100,7 +104,15 @@ class ReplicaPool:
         scheduler = build_scheduler(pool.scheduler)
         if isinstance(pool.perf, FixedPerf | ExponentialPerf):
             return SlotReplica(
-                self.env, index, pool.perf, pool.max_num_seqs, self._seed, self._finished, scheduler
+                self.env,
+                index,
+                pool.perf,
+                pool.max_num_seqs,
+                self._seed,
+                self._finished,
+                scheduler,
+                self.batch,
+                pool.batch_max_share,
             )
         assert self._perf is not None
         return Replica(
@@ -114,10 +126,18 @@ class ReplicaPool:
             self._step_by_step,
             self._finished,
             scheduler,
+            self.batch,
+            pool.batch_max_share,
+            pool.batch_max_slowdown,
+            pool.batch_max_iteration_s,
         )
 
     # ------------------------------------------------------------------------------ requests
     def submit(self, request: Request) -> None:
+        if request.tier == BATCH:  # it waits for spare capacity, even with nothing serving
+            self.batch.add(request)
+            self._offer_batch()
+            return
         if not self.view.serving:  # every replica is starting, draining or down
             request.status = STATUS_SHED
             request.finished_s = self.env.now
@@ -127,8 +147,31 @@ class ReplicaPool:
         self.load.add(index, request)
         self.replicas[index].enqueue(request)
 
+    def _offer_batch(self) -> None:
+        """Serving replicas, in index order, take what Batch rows their spare capacity allows."""
+        for index in self.view.serving:
+            if not self.batch:
+                return
+            self.replicas[index].offer_batch()
+
+    def expire_batch(self, job: str) -> None:
+        """A batch job expired: its waiting rows end expired now, its running rows when their
+        replica's iteration in flight ends."""
+        now = self.env.now
+        for request in self.batch.expire(job):
+            request.status = STATUS_EXPIRED
+            request.finished_s = now
+            self._on_done(request)
+        for replica in self.replicas:
+            replica.expire_batch()
+
     def _finished(self, request: Request) -> None:
         index = request.replica
+        if request.tier == BATCH:  # never in the router's load nor the autoscaler's delay
+            self._on_done(request)
+            if self.state[index] == DRAINING:
+                call_later(self.env, 0.0, self._drain_check, (index, self._version[index]))
+            return
         self.load.remove(index, request)
         if self.scaler is not None and request.status == STATUS_OK:
             self._queue_s_sum += request.admitted_s - request.arrival_s
@@ -169,11 +212,14 @@ class ReplicaPool:
             view.serving.remove(index)
             view.is_serving[index] = False
             self.router.serving_changed(index, False)
+        self.replicas[index].takes_batch = state == SERVING
         if state == SERVING:
             bisect.insort(view.serving, index)
             view.is_serving[index] = True
             self.router.serving_changed(index, True)
             self._arm_failure(index)
+            if self.batch:
+                call_later(self.env, 0.0, self._offer_batch_event)
         if index in self._updating and state in (SERVING, DOWN):
             self._updating.discard(index)
             self._update_next()
@@ -220,6 +266,9 @@ class ReplicaPool:
         else:
             self._set_state(index, DOWN)
 
+    def _offer_batch_event(self, _: None) -> None:
+        self._offer_batch()
+
     # ------------------------------------------------------------------------------ failures
     def _arm_failure(self, index: int) -> None:
         failures = self.config.failures
@@ -243,7 +292,14 @@ class ReplicaPool:
         now = self.env.now
         lost = self._replace(index)
         self._begin_start(index, failures.restart_s)
+        batch = [request for request in lost if request.tier == BATCH]
+        for request in reversed(batch):  # Batch waits: its rows go back first in the queue
+            self.batch.requeue(request)
+        if batch:
+            self._offer_batch()
         for request in lost:
+            if request.tier == BATCH:
+                continue
             self.load.remove(index, request)
             request.status = STATUS_SHED
             request.finished_s = now

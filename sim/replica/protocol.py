@@ -16,6 +16,7 @@ class ServingReplica(Protocol):
     prompt_tokens_admitted: int  # first admissions only: the cache hit ratio's terms
     cached_tokens_admitted: int
     iterations: int
+    takes_batch: bool  # set by the pool: draws Batch rows from the pool's queue (serving)
 
     @property
     def waiting(self) -> int: ...
@@ -27,6 +28,14 @@ class ServingReplica(Protocol):
     def kv_cached_blocks(self) -> int: ...
 
     def enqueue(self, request: Request) -> None: ...
+
+    def offer_batch(self) -> None:
+        """Batch rows wait in the pool's queue: take what spare capacity allows."""
+        ...
+
+    def expire_batch(self) -> None:
+        """Jobs in the queue's `expired` ended: stop their rows held here."""
+        ...
 
     def waiting_requests(self) -> Iterator[Request]: ...
 

@@ -20,11 +20,12 @@ from collections.abc import Callable, Iterator
 
 from sim.clock import Clock, call_later
 from sim.perf.base import BatchTimeModel
+from sim.replica.batch import BATCH, BatchQueue, reserved_blocks
 from sim.replica.kvcache import KVCache
 from sim.replica.schedulers.base import Scheduler
 from sim.replica.stretch import steps_done_by, stretch_time_s
 from sim.request import Request
-from sim.status import STATUS_OK
+from sim.status import STATUS_EXPIRED, STATUS_OK
 
 
 class Replica:
@@ -40,7 +41,13 @@ class Replica:
         step_by_step: bool,
         on_done: Callable[[Request], None],
         scheduler: Scheduler,
+        batch: BatchQueue | None = None,
+        batch_max_share: float = 1.0,
+        batch_max_slowdown: float = math.inf,
+        batch_max_iteration_s: float = math.inf,
     ) -> None:
+        """`batch`: the pool's queue of Batch rows (a replica built alone has an empty one of
+        its own)."""
         self.env = env
         self.index = index
         self.perf = perf
@@ -52,6 +59,22 @@ class Replica:
         self.on_done = on_done
         self.scheduler = scheduler
         self.running: dict[Request, None] = {}  # in admission order (preemption picks from it)
+        # Batch: the pool's queue, drawn from while the pool says this replica serves; the
+        # rows running here (admission order) and the blocks they count against the share.
+        self.batch = batch if batch is not None else BatchQueue()
+        self.takes_batch = True  # the pool's to set: draws from its queue while serving
+        self.batch_running: dict[Request, None] = {}
+        self.batch_blocks = 0
+        self.batch_max_seqs = batch_max_share * max_num_seqs
+        self.batch_max_blocks = batch_max_share * kv.capacity_blocks
+        self.batch_max_slowdown = batch_max_slowdown
+        self.batch_max_iteration_s = batch_max_iteration_s
+        # Batch rows decoding, and their summed context as of `batch_context_step` (lazily, as
+        # the totals): what an iteration would cost without them.
+        self.batch_decoding = 0
+        self.batch_context_sum = 0
+        self.batch_context_step = 0
+        self._drop_expired = False  # a job expired: drop its running rows at the next plan
         self.prefilling: list[Request] = []
         # Decoding requests, lazily: a heap of finish steps, their count, their summed context
         # as of `context_step`, and how many cross a block boundary at each step modulo block_size.
@@ -82,6 +105,10 @@ class Replica:
 
     # ----------------------------------------------------------------------------- arrivals
     def enqueue(self, request: Request) -> None:
+        if request.tier == BATCH:  # a replica built alone: its own queue stands for the pool's
+            self.batch.add(request)
+            self.offer_batch()
+            return
         request.replica = self.index
         self.scheduler.add(request)
         if not self.busy:
@@ -118,7 +145,42 @@ class Replica:
             and self._blocks_to_admit(request)[0] <= self.kv.available()
         ):
             return True
+        if self.batch_running:
+            return True  # a Batch row gives way
         return self.scheduler.admission_victim(request, self.running) is not None
+
+    def _batch_open(self) -> bool:
+        """May a Batch row be admitted: one waits, no interactive request does, and Batch holds
+        less than its share of sequences and KV blocks."""
+        return (
+            self.takes_batch
+            and not self.scheduler.waiting
+            and len(self.batch) > 0
+            and len(self.batch_running) < self.batch_max_seqs
+            and self.batch_blocks < self.batch_max_blocks
+        )
+
+    def offer_batch(self) -> None:
+        """Batch rows wait in the pool's queue (they came, or this replica started serving):
+        plan now if idle, or end a run early if a row could join."""
+        if not self._batch_open():
+            return
+        if not self.busy:
+            self._plan(self.env.now)
+        elif (
+            self.stretch_steps > 1
+            and len(self.running) < self.max_num_seqs
+            and self.decoding < self.max_batched_tokens
+        ):
+            self._cut_stretch()
+
+    def expire_batch(self) -> None:
+        """A job expired (its name is in the queue's `expired`): its rows running here are
+        dropped at the end of the iteration in flight."""
+        if self.batch_running:
+            self._drop_expired = True
+            if self.stretch_steps > 1:
+                self._cut_stretch()
 
     def _blocks_to_admit(self, request: Request) -> tuple[int, int, int]:
         """(blocks admission takes from the free pool, blocks it holds, cached blocks it reuses).
@@ -156,13 +218,15 @@ class Replica:
     # ----------------------------------------------------------------------------- planning
     def _plan(self, now: float) -> None:
         """Plan the next iteration (or run of identical ones), price it and schedule its end."""
+        if self._drop_expired:
+            self._drop_expired_rows(now)
         need = self.boundary_phase[self.step % self.block_size] if self.decoding else 0
         if need > self.kv.available():
             need = self._preempt_for_growth(need)
         scheduler = self.scheduler
         if (
-            scheduler.preempts_to_admit
-            and scheduler.waiting
+            scheduler.waiting
+            and (scheduler.preempts_to_admit or self.batch_running)
             and self.decoding < self.max_batched_tokens
         ):
             need = self._preempt_to_admit(need)
@@ -172,7 +236,9 @@ class Replica:
         if self.prefilling:
             budget = self._continue_prefills(chunks, shapes, budget)
         if scheduler.waiting and budget > 0:
-            self._admit(chunks, shapes, budget, self.kv.available() - need, now)
+            budget = self._admit(chunks, shapes, budget, self.kv.available() - need, now)
+        if self.batch_running or self._batch_open():
+            self._batch_work(chunks, shapes, budget, self.kv.available() - need, now)
         if chunks:
             duration_s = self._price_prefill(chunks, shapes)
         elif self.decoding:
@@ -189,12 +255,17 @@ class Replica:
         """Preempt the scheduler's victims until this step's new decode blocks fit; returns the
         blocks the remaining decodes still need."""
         while need > self.kv.available():
-            need -= self._preempt(self.scheduler.victim(self.running))
+            need -= self._preempt(self._batch_victim() or self.scheduler.victim(self.running))
         return need
 
+    def _batch_victim(self) -> Request | None:
+        """The most recently admitted Batch row: whatever the policy, Batch gives way first,
+        so that it is never the reason an interactive request waits for memory or a slot."""
+        return next(reversed(self.batch_running)) if self.batch_running else None
+
     def _preempt_to_admit(self, need: int) -> int:
-        """For a policy that preempts to admit: while the next waiting request lacks a slot or
-        blocks, preempt the running request the policy names, if any."""
+        """While the next waiting request lacks a slot or blocks, preempt a running Batch row,
+        or (a policy that preempts to admit) the running request the policy names, if any."""
         scheduler = self.scheduler
         head = scheduler.head()
         while head is not None:
@@ -203,7 +274,7 @@ class Replica:
                 and self._blocks_to_admit(head)[0] <= self.kv.available() - need
             ):
                 break
-            victim = scheduler.admission_victim(head, self.running)
+            victim = self._batch_victim() or scheduler.admission_victim(head, self.running)
             if victim is None:
                 break
             need -= self._preempt(victim)
@@ -212,11 +283,13 @@ class Replica:
     def _continue_prefills(
         self, chunks: list[tuple[Request, int]], shapes: list[tuple[int, int]], budget: int
     ) -> int:
-        """Requests already prefilling take their next chunk, in admission order, while the
-        budget lasts; returns the budget left."""
+        """Interactive requests already prefilling take their next chunk, in admission order,
+        while the budget lasts; returns the budget left."""
         for request in self.prefilling:
             if budget <= 0:
                 break
+            if request.tier == BATCH:
+                continue  # after the interactive part (`_batch_work`)
             chunk = request.prefill_target - request.prefill_done
             if chunk > budget:
                 chunk = budget
@@ -265,7 +338,12 @@ class Replica:
         completes, a decode finishes or the decodes' new blocks no longer fit. Anything
         waiting might be admitted at a later step, and another prefilling request would take
         the last step's spare budget, so either keeps to single iterations."""
-        if self.step_by_step or self.scheduler.waiting or len(self.prefilling) > 1:
+        if (
+            self.step_by_step
+            or self.scheduler.waiting
+            or self._batch_open()
+            or len(self.prefilling) > 1
+        ):
             return 1
         request, chunk = self.chunks[0]
         steps = -(-(request.prefill_target - request.prefill_done) // chunk)
@@ -300,41 +378,149 @@ class Replica:
         budget: int,
         free_blocks: int,
         now: float,
-    ) -> None:
+    ) -> int:
         """Admit waiting requests in the scheduler's order while slots, budget and blocks allow;
-        the first that does not fit stops admission (no overtaking)."""
-        block_size = self.block_size
+        the first that does not fit stops admission (no overtaking). Returns the budget left."""
         running = self.running
         scheduler = self.scheduler
         while budget > 0 and len(running) < self.max_num_seqs:
             request = scheduler.head()
             if request is None:
+                break
+            taken, blocks, hit = self._blocks_to_admit(request)
+            if taken > free_blocks:
+                break
+            scheduler.pop_head(request)
+            free_blocks -= taken
+            budget -= self._start_prefill(request, blocks, hit, chunks, shapes, budget, now)
+        return budget
+
+    def _batch_work(
+        self,
+        chunks: list[tuple[Request, int]],
+        shapes: list[tuple[int, int]],
+        budget: int,
+        free_blocks: int,
+        now: float,
+    ) -> None:
+        """Batch's part of the iteration, after the interactive part is planned. While
+        interactive work is in the iteration, Batch prefill chunks (of rows prefilling, then of
+        rows admitted from the pool's queue while it is open to this replica) are cut to keep
+        the iteration within `batch_max_slowdown` of its time without Batch (as the performance
+        model prices it), and a row is admitted only if its decode, once its prefill is done,
+        would keep the interactive decodes' step within that bound too. Batch decodes already
+        running are not preempted for speed (only for memory or a slot): recomputing them would
+        cost more than it saves. With no interactive work, prefill chunks are cut to keep the
+        iteration within `batch_max_iteration_s` (or its decodes' step), a block at least: an
+        interactive arrival waits for the iteration in flight."""
+        limit_s = decode_limit_s = math.inf
+        least = 0
+        interactive_decodes = self.decoding - self.batch_decoding
+        price = self.perf.iteration_time_s
+        if interactive_decodes or shapes:
+            alone_context = self._context_now() - self._batch_context_now()
+            limit_s = price(interactive_decodes, alone_context, shapes) * (
+                1.0 + self.batch_max_slowdown
+            )
+            if interactive_decodes:  # what the interactive decodes' steps may become
+                decode_limit_s = price(interactive_decodes, alone_context, []) * (
+                    1.0 + self.batch_max_slowdown
+                )
+        else:  # Batch alone: an interactive arrival will wait for the iteration in flight
+            base_s = price(self.decoding, self._context_now(), []) if self.decoding else 0.0
+            limit_s = max(base_s, self.batch_max_iteration_s)
+            least = self.block_size  # the least a prefill advances, whatever its context
+        for request in self.prefilling:
+            if budget <= 0:
                 return
+            if request.tier != BATCH:
+                continue
+            left = request.prefill_target - request.prefill_done
+            want = min(left, budget)
+            chunk = self._batch_chunk(want, request.prefill_done, shapes, limit_s)
+            chunk = max(chunk, min(want, least))
+            if not chunk:
+                return
+            chunks.append((request, chunk))
+            shapes.append((chunk, request.prefill_done))
+            budget -= chunk
+        queue = self.batch
+        while budget > 0 and len(self.running) < self.max_num_seqs and self._batch_open():
+            request = queue.head()
             taken, blocks, hit = self._blocks_to_admit(request)
             if taken > free_blocks:
                 return
-            scheduler.pop_head(request)
+            target = request.prompt_tokens + request.generated
+            if decode_limit_s < math.inf and (
+                price(self.decoding + 1, self._context_now() + target, []) > decode_limit_s
+            ):
+                return  # once decoding, it would slow the interactive decodes beyond the bound
+            cached = hit * self.block_size
+            left = target - cached
+            want = min(left, budget)
+            chunk = max(self._batch_chunk(want, cached, shapes, limit_s), min(want, least))
+            if not chunk:
+                return  # no room in this iteration: not admitted yet
+            queue.pop()
+            request.replica = self.index
+            self.batch_running[request] = None
+            self.batch_blocks += reserved_blocks(request, self.block_size)
             free_blocks -= taken
-            if hit:
-                self.kv.acquire(request, hit)
-            self.kv.allocate(blocks - hit)
-            request.kv_blocks = blocks
-            self.admissions += 1
-            request.admit_seq = self.admissions
-            running[request] = None
-            self.prefilling.append(request)
-            cached_tokens = hit * block_size
-            if math.isnan(request.admitted_s):
-                request.admitted_s = now
-                request.cached_tokens = cached_tokens
-                self.prompt_tokens_admitted += request.prompt_tokens
-                self.cached_tokens_admitted += cached_tokens
-            request.prefill_target = target = request.prompt_tokens + request.generated
-            request.prefill_done = cached_tokens
-            chunk = min(target - cached_tokens, budget)
-            chunks.append((request, chunk))
-            shapes.append((chunk, cached_tokens))
-            budget -= chunk
+            budget -= self._start_prefill(request, blocks, hit, chunks, shapes, chunk, now)
+
+    def _batch_chunk(
+        self, want: int, before: int, shapes: list[tuple[int, int]], limit_s: float
+    ) -> int:
+        """The most of `want` prefill tokens (after `before` in KV) that a Batch row may add to
+        the iteration planned in `shapes` and keep it within `limit_s` (0: none)."""
+        if limit_s == math.inf:
+            return want
+        price = self.perf.iteration_time_s
+        decoding, context = self.decoding, self._context_now()
+        if price(decoding, context, [*shapes, (want, before)]) <= limit_s:
+            return want
+        low, high = 0, want  # price(low) fits, price(high) does not
+        while high - low > 1:
+            middle = (low + high) // 2
+            if price(decoding, context, [*shapes, (middle, before)]) <= limit_s:
+                low = middle
+            else:
+                high = middle
+        return low
+
+    def _start_prefill(
+        self,
+        request: Request,
+        blocks: int,
+        hit: int,
+        chunks: list[tuple[Request, int]],
+        shapes: list[tuple[int, int]],
+        most: int,
+        now: float,
+    ) -> int:
+        """An admitted request takes its blocks and its first prefill chunk, of at most `most`
+        tokens; returns the chunk."""
+        block_size = self.block_size
+        if hit:
+            self.kv.acquire(request, hit)
+        self.kv.allocate(blocks - hit)
+        request.kv_blocks = blocks
+        self.admissions += 1
+        request.admit_seq = self.admissions
+        self.running[request] = None
+        self.prefilling.append(request)
+        cached_tokens = hit * block_size
+        if math.isnan(request.admitted_s):
+            request.admitted_s = now
+            request.cached_tokens = cached_tokens
+            self.prompt_tokens_admitted += request.prompt_tokens
+            self.cached_tokens_admitted += cached_tokens
+        request.prefill_target = target = request.prompt_tokens + request.generated
+        request.prefill_done = cached_tokens
+        chunk = min(target - cached_tokens, most)
+        chunks.append((request, chunk))
+        shapes.append((chunk, cached_tokens))
+        return chunk
 
     def _steps_fitting(self, steps: int) -> int:
         """The most decode steps, up to `steps`, whose new blocks fit in the free blocks."""
@@ -444,6 +630,10 @@ class Replica:
     def _finish(self, request: Request, now: float) -> None:
         del self.running[request]
         request.status = STATUS_OK
+        if request.tier == BATCH:
+            self._batch_leave(request)
+            if request.traffic in self.batch.expired:
+                request.status = STATUS_EXPIRED  # its last step ended after the job expired
         request.finished_s = now
         if self.log is not None:
             self.log.append(("finish", now, request.request_id))
@@ -453,12 +643,19 @@ class Replica:
     def _context_now(self) -> int:
         return self.context_sum + self.decoding * (self.step - self.context_step)
 
+    def _batch_context_now(self) -> int:
+        return self.batch_context_sum + self.batch_decoding * (self.step - self.batch_context_step)
+
     def _join_decode(self, request: Request) -> None:
         self.context_sum = self._context_now()
         self.context_step = self.step
         context = request.prompt_tokens + request.generated
         self.context_sum += context
         self.decoding += 1
+        if request.tier == BATCH:
+            self.batch_context_sum = self._batch_context_now() + context
+            self.batch_context_step = self.step
+            self.batch_decoding += 1
         request.joined_step = self.step
         self.boundary_phase[(self.step - context) % self.block_size] += 1
         finish_step = self.step + request.output_tokens - request.generated
@@ -474,10 +671,29 @@ class Replica:
         context = request.prompt_tokens + request.generated
         self.context_sum -= context
         self.decoding -= 1
+        if request.tier == BATCH:
+            self.batch_context_sum = self._batch_context_now() - context
+            self.batch_context_step = self.step
+            self.batch_decoding -= 1
         return -(-context // self.block_size)
 
-    def _preempt(self, victim: Request) -> int:
-        """Free the victim's blocks and hand it back to the scheduler (it recomputes).
+    def _batch_leave(self, request: Request) -> None:
+        del self.batch_running[request]
+        self.batch_blocks -= reserved_blocks(request, self.block_size)
+
+    def _drop_expired_rows(self, now: float) -> None:
+        """Running rows of expired jobs stop here: their work is dropped, they end expired."""
+        self._drop_expired = False
+        expired = self.batch.expired
+        for request in [r for r in self.batch_running if r.traffic in expired]:
+            self._preempt(request, requeue=False)
+            request.status = STATUS_EXPIRED
+            request.finished_s = now
+            self.on_done(request)
+
+    def _preempt(self, victim: Request, requeue: bool = True) -> int:
+        """Free the victim's blocks and hand it back to the scheduler, or a Batch row to the
+        pool's queue (it recomputes); `requeue` False: it leaves (its job expired).
 
         Returns how many of this step's block requests it withdrew (1 if it was a decoder about
         to cross a block boundary)."""
@@ -494,7 +710,12 @@ class Replica:
             phase = (victim.joined_step - joined_context) % self.block_size
             withdrawn = int(phase == self.step % self.block_size)
             self.kv.release(victim, self._leave_decode(victim))
-        self.scheduler.requeue(victim)
+        if victim.tier == BATCH:
+            self._batch_leave(victim)
+            if requeue:
+                self.batch.requeue(victim)
+        elif requeue:
+            self.scheduler.requeue(victim)
         return withdrawn
 
     def stop(self) -> list[Request]:

@@ -4,7 +4,9 @@ time drawn independently of the batch (`fixed` or `exponential` perf models).
 Not a GPU model: it makes the queueing core checkable against M/M/c and M/D/c theory. The whole
 answer is ready when service ends, so the first token and the finish coincide. It holds no KV
 cache (its KV levels are 0); its scheduler orders the waiting requests as on a GPU replica, and
-never preempts (the pool refuses a policy that would).
+never preempts (the pool refuses a policy that would). Batch rows take free slots while no
+interactive request waits and Batch holds less than its share of the slots; since a slot model
+cannot preempt, the share is all that keeps slots for interactive arrivals.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from typing import cast
 import simpy
 
 from sim.perf.config import ExponentialPerf, FixedPerf
+from sim.replica.batch import BATCH, BatchQueue
 from sim.replica.schedulers.base import Scheduler
 from sim.request import Request
 from sim.rng import unit, word
-from sim.status import STATUS_OK
+from sim.status import STATUS_EXPIRED, STATUS_OK
 
 
 class SlotReplica:
@@ -35,13 +38,21 @@ class SlotReplica:
         seed: int,
         on_done: Callable[[Request], None],
         scheduler: Scheduler,
+        batch: BatchQueue | None = None,
+        batch_max_share: float = 1.0,
     ) -> None:
+        """`batch`: the pool's queue of Batch rows (a replica built alone has an empty one of
+        its own)."""
         self.env = env
         self.index = index
         self.slots = slots
         self.on_done = on_done
         self.scheduler = scheduler
         self.running: dict[Request, None] = {}
+        self.batch = batch if batch is not None else BatchQueue()
+        self.takes_batch = True  # the pool's to set: draws from its queue while serving
+        self.batch_seqs = 0
+        self.batch_max_seqs = batch_max_share * slots
         self._seed = seed
         self._keys: dict[str, int] = {}  # traffic source -> its service-draw key
         self._fixed_s = perf.service_s if isinstance(perf, FixedPerf) else None
@@ -76,16 +87,50 @@ class SlotReplica:
         return self.scheduler.waiting_requests()
 
     def enqueue(self, request: Request) -> None:
+        if request.tier == BATCH:  # a replica built alone: its own queue stands for the pool's
+            self.batch.add(request)
+            self.offer_batch()
+            return
         request.replica = self.index
         self.scheduler.add(request)
         if len(self.running) < self.slots:
             self._start_next()
 
+    def _batch_open(self) -> bool:
+        return (
+            self.takes_batch
+            and len(self.batch) > 0
+            and self.batch_seqs < self.batch_max_seqs
+            and len(self.running) < self.slots
+        )
+
+    def offer_batch(self) -> None:
+        """Batch rows wait in the pool's queue: free slots take them while the share allows."""
+        while not self.scheduler.waiting and self._batch_open():
+            self._start_next()
+
+    def expire_batch(self) -> None:
+        """A job expired: its rows in service here stop now."""
+        now = self.env.now
+        for request in [r for r in self.running if r.traffic in self.batch.expired]:
+            self._account()
+            del self.running[request]
+            self.batch_seqs -= 1
+            request.status = STATUS_EXPIRED
+            request.finished_s = now
+            self.on_done(request)
+        self.offer_batch()
+
     def _start_next(self) -> None:
         request = self.scheduler.head()
-        if request is None:
+        if request is not None:
+            self.scheduler.pop_head(request)
+        elif self._batch_open():
+            request = self.batch.pop()
+            request.replica = self.index
+            self.batch_seqs += 1
+        else:
             return
-        self.scheduler.pop_head(request)
         self._account()
         self.running[request] = None
         request.admitted_s = self.env.now
@@ -99,6 +144,8 @@ class SlotReplica:
             return  # the replica stopped since the service began
         self._account()
         del self.running[request]
+        if request.tier == BATCH:
+            self.batch_seqs -= 1
         self.iterations += 1
         request.status = STATUS_OK
         request.finished_s = request.first_token_s = self.env.now

@@ -9,11 +9,12 @@ from pydantic import AfterValidator, Field, model_validator
 
 from sim.config_base import StrictModel
 from sim.request import Tier
+from sim.units import NonNegativeSeconds, PositiveSeconds
 from sim.workload.arrivals import ArrivalProcess
 from sim.workload.distributions import MAX_TOKENS, ConstantLength, LengthDist
 from sim.workload.durations import ExponentialTime, TimeDist
 from sim.workload.retry import RetryConfig
-from sim.workload.traces import TraceConfig
+from sim.workload.traces import TraceColumns, TraceConfig
 
 
 class SessionConfig(StrictModel):
@@ -119,4 +120,70 @@ class Traffic(StrictModel):
             object.__setattr__(self, "affinity", "session" if self.sessions else "none")
         if self.affinity == "session" and self.sessions is None:
             raise ValueError("affinity: session needs `sessions` (or use user or none)")
+        return self
+
+
+BATCH_EXPIRY_S = 24 * 3600.0  # PLATFORM.md, Traffic tiers: a batch job expires after 24 h
+
+
+class BatchFile(StrictModel):
+    """A batch job's file of requests read from a trace: its rows in order, their prompt and
+    output lengths (and Mooncake prefix blocks); the trace's arrival times are not used, every
+    row is submitted with the job."""
+
+    path: str = Field(description="Trace file; a relative path is relative to the scenario file")
+    format: Literal["mooncake", "azure", "csv"] = Field(
+        description="mooncake (JSONL with hash_ids), azure (LLM inference CSV), csv (named columns)"
+    )
+    on_bad_line: Literal["error", "skip"] = Field(
+        "error", description="A malformed line stops the run (error) or is skipped and counted"
+    )
+    columns: TraceColumns = Field(
+        default_factory=lambda: TraceColumns(), description="Column names (csv format)"
+    )
+
+    def as_trace(self) -> TraceConfig:
+        """The trace reader's settings: the whole file, in its order."""
+        return TraceConfig(
+            path=self.path, format=self.format, on_bad_line=self.on_bad_line, columns=self.columns
+        )
+
+
+class BatchJob(StrictModel):
+    """A batch job (PLATFORM.md, Traffic tiers): a file's worth of requests submitted at once,
+    served at the Batch tier on spare capacity, with no rate limit, at `billing.batch_multiplier`
+    of list price; rows not finished `expire_after_s` after submission end as expired."""
+
+    name: str = Field(min_length=1, description="Job id (the `traffic` column of its rows)")
+    account: str = Field(description="Account submitting the job")
+    model: str = Field(description="Model id its requests are sent to")
+    submit_at_s: NonNegativeSeconds = Field(
+        description="When the job is submitted, s (before duration_s)"
+    )
+    expire_after_s: PositiveSeconds = Field(
+        BATCH_EXPIRY_S, description="Rows unfinished this long after submission expire, s"
+    )
+    requests: int | None = Field(
+        None,
+        ge=1,
+        le=10_000_000,
+        description="Rows in the job (with `file`: at most this many of its rows, null: all)",
+    )
+    prompt_tokens: LengthDist | None = Field(None, description="Prompt length of a row, tokens")
+    output_tokens: LengthDist | None = Field(None, description="Generated length of a row, tokens")
+    file: BatchFile | None = Field(
+        None, description="Rows read from a trace file instead of `requests` and distributions"
+    )
+
+    @model_validator(mode="after")
+    def _rows_given(self) -> BatchJob:
+        drawn = ("prompt_tokens", "output_tokens")
+        if self.file is not None:
+            clash = [name for name in drawn if getattr(self, name) is not None]
+            if clash:
+                raise ValueError(f"a file replaces {', '.join(clash)}: give one or the other")
+        else:
+            missing = [name for name in ("requests", *drawn) if getattr(self, name) is None]
+            if missing:
+                raise ValueError(f"a batch job needs {', '.join(missing)} (or a file)")
         return self

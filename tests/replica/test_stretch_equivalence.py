@@ -45,6 +45,7 @@ def _serve(
     shared_prefixes: bool = False,
     max_prompt_tokens: int = 900,
     policy: str = "strict_priority",
+    batch_share: float = 0.1,
 ) -> tuple[list[Request], Replica]:
     rng = np.random.default_rng(seed)
     env = Clock()
@@ -63,7 +64,9 @@ def _serve(
     )
     replica.log = log
     arrivals = np.cumsum(rng.exponential(0.15, 150))
-    tiers = rng.choice(["standard", "priority", "batch"], 150, p=[0.6, 0.3, 0.1])
+    tiers = rng.choice(
+        ["standard", "priority", "batch"], 150, p=[0.6, 0.4 - batch_share, batch_share]
+    )
     for i, t in enumerate(arrivals):
         prompt_tokens = int(rng.integers(1, max_prompt_tokens))
         family = int(rng.integers(0, 3))
@@ -141,10 +144,11 @@ def test_stretch_time_matches_the_sum_of_steps() -> None:
 @pytest.mark.parametrize("kv_blocks", [90, 10_000])
 def test_tokens_are_conserved(kv_blocks: int) -> None:
     """Every prompt token is prefilled once (more only to recompute after a preemption) and
-    every generated token comes from one prefill completion or one decode step."""
+    every generated token comes from one prefill completion or one decode step. No Batch: a
+    Batch row gives its slot to a waiting interactive request, even with memory to spare."""
     log: list[tuple] = []
-    requests, _ = _serve(3, False, kv_blocks, log)
-    unlogged, _ = _serve(3, False, kv_blocks)
+    requests, _ = _serve(3, False, kv_blocks, log, batch_share=0.0)
+    unlogged, _ = _serve(3, False, kv_blocks, batch_share=0.0)
     assert [r.finished_s for r in requests] == [r.finished_s for r in unlogged]
     prefill_tokens = sum(chunk for e in log if e[0] == "iteration" for _, chunk in e[4])
     decode_tokens = sum(e[3] * e[5] for e in log if e[0] == "iteration")

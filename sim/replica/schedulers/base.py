@@ -4,7 +4,9 @@ is admitted next, and which running request gives way when memory runs out.
 The replica owns the loop and the memory (plan, price, apply, skip ahead): it asks the
 scheduler for the next waiting request, admits it if slots, budget and blocks allow (the first
 that does not fit stops admission: no overtaking), and asks for a victim when decodes need
-blocks that are not free. A policy is one file and one registry line (`__init__.py`).
+blocks that are not free. A scheduler orders the interactive tiers only: Batch rows wait in
+their pool's queue and are admitted, and preempted first, by the replica itself
+(`sim/replica/batch.py`). A policy is one file and one registry line (`__init__.py`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import ClassVar
 from sim.config_base import StrictModel
 from sim.request import TIER_RANK, Request
 
-LOWEST_RANK = max(TIER_RANK.values())  # Batch
+LOWEST_RANK = TIER_RANK["standard"]  # the lowest interactive tier (Batch is not queued here)
 
 
 class Scheduler:
@@ -59,7 +61,7 @@ class Scheduler:
 
 
 class TierQueues(Scheduler):
-    """One FIFO queue per tier rank (Priority, Standard or Fast, Batch); the head is the first
+    """One FIFO queue per tier rank (Priority, Standard or Fast); the head is the first
     of the first non-empty queue; a victim is the most recently admitted request of the lowest
     tier running, so that a lower tier never displaces a higher one (PLATFORM.md)."""
 

@@ -1,4 +1,4 @@
-"""Tiers admitted in strict order (Priority, Standard, Batch), FIFO within a tier; when memory
+"""Tiers admitted in strict order (Priority, Standard), FIFO within a tier; when memory
 runs out the most recently admitted request of the lowest tier running is preempted. The
 platform's default (PLATFORM.md): Priority never waits behind Standard, but it waits for memory
 that running Standard requests hold."""
@@ -12,7 +12,7 @@ from sim.replica.schedulers.base import TierQueues
 
 
 class StrictPriorityConfig(StrictModel):
-    """Tiers in strict order (Priority, Standard, Batch), FIFO within a tier (the default)."""
+    """Tiers in strict order (Priority, Standard), FIFO within a tier (the default)."""
 
     policy: Literal["strict_priority"]
 

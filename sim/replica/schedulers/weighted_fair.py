@@ -2,9 +2,10 @@
 tier's virtual time grows by a request's prompt + output tokens / the tier's weight when the
 request is first admitted, and the next request comes from the waiting tier whose virtual time
 is least (ties: the higher tier). A tier that starts waiting joins at the current virtual time,
-so idle time earns it no burst. With priority 4, standard 1, batch 0.25, a backlogged Standard
-gets a quarter of Priority's tokens and Batch a sixteenth: slowed, never starved. Preemption
-when memory runs out is as strict priority's (lowest tier, most recent)."""
+so idle time earns it no burst. With priority 4 and standard 1, a backlogged Standard gets a
+quarter of Priority's tokens: slowed, never starved. Preemption when memory runs out is as
+strict priority's (lowest tier, most recent). Batch is not in this share: it waits in its
+pool's queue for spare capacity (`sim/replica/batch.py`)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ class TierWeights(StrictModel):
     standard: float = Field(
         1.0, gt=0, description="Share weight of the Standard tier (and of Fast pools)"
     )
-    batch: float = Field(0.25, gt=0, description="Share weight of the Batch tier")
 
 
 class WeightedFairConfig(StrictModel):
@@ -44,8 +44,8 @@ class WeightedFair(TierQueues):
         super().__init__(config)
         assert isinstance(config, WeightedFairConfig)
         weights = config.weights
-        self.weights = (weights.priority, weights.standard, weights.batch)  # by tier rank
-        self.virtual = [0.0, 0.0, 0.0]  # tokens admitted / weight, per tier rank
+        self.weights = (weights.priority, weights.standard)  # by tier rank
+        self.virtual = [0.0, 0.0]  # tokens admitted / weight, per tier rank
         self.now = 0.0  # virtual time: the tag of the last admitted request's tier
 
     def _joins(self, rank: int) -> None:
