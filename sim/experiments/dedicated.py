@@ -79,6 +79,7 @@ def account_alone(base: Scenario, account: str) -> tuple[list[str], list[dict[st
         f"models={json.dumps(models)}",
         f"accounts={json.dumps([entry])}",
         f"traffic={json.dumps(traffic)}",
+        "batch_jobs=[]",  # Batch is sold serverless only; its jobs name the other accounts
         "rate_limits=null",
         f"spend_tiers={json.dumps(tiers)}",
         "variants={}",

@@ -75,6 +75,9 @@ class Replica:
         self.batch_context_sum = 0
         self.batch_context_step = 0
         self._drop_expired = False  # a job expired: drop its running rows at the next plan
+        # The planned iteration's Batch work was cut or held by a price bound: the next step's
+        # bound differs (contexts grow), so no step is skipped (the step-by-step records).
+        self._batch_bounded = False
         self.prefilling: list[Request] = []
         # Decoding requests, lazily: a heap of finish steps, their count, their summed context
         # as of `context_step`, and how many cross a block boundary at each step modulo block_size.
@@ -220,6 +223,7 @@ class Replica:
         """Plan the next iteration (or run of identical ones), price it and schedule its end."""
         if self._drop_expired:
             self._drop_expired_rows(now)
+        self._batch_bounded = False
         need = self.boundary_phase[self.step % self.block_size] if self.decoding else 0
         if need > self.kv.available():
             need = self._preempt_for_growth(need)
@@ -316,7 +320,7 @@ class Replica:
         the decodes' new blocks stop fitting."""
         decoding = self.decoding
         steps = self._next_finish_step() - self.step
-        if self.step_by_step:
+        if self.step_by_step or self._batch_bounded:
             steps = 1
         elif steps > 1:
             steps = self._steps_fitting(steps)
@@ -342,6 +346,7 @@ class Replica:
             self.step_by_step
             or self.scheduler.waiting
             or self._batch_open()
+            or self._batch_bounded
             or len(self.prefilling) > 1
         ):
             return 1
@@ -439,6 +444,7 @@ class Replica:
             want = min(left, budget)
             chunk = self._batch_chunk(want, request.prefill_done, shapes, limit_s)
             chunk = max(chunk, min(want, least))
+            self._batch_bounded |= limit_s < math.inf
             if not chunk:
                 return
             chunks.append((request, chunk))
@@ -451,6 +457,7 @@ class Replica:
             if taken > free_blocks:
                 return
             target = request.prompt_tokens + request.generated
+            self._batch_bounded |= limit_s < math.inf
             if decode_limit_s < math.inf and (
                 price(self.decoding + 1, self._context_now() + target, []) > decode_limit_s
             ):
