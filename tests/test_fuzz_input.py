@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((ROOT / "scenarios").glob("*.yaml"))
 DATA = {path: yaml.safe_load(path.read_text()) for path in SHIPPED}
 # The clamps that keep an accepted run tiny are not mutated (their bounds have their own tests).
-CLAMPED = {"duration_s", "warmup_s", "drain_s", "max_requests", "sample_interval_s"}
+CLAMPED = {"duration_s", "warmup_s", "drain_s", "sample_interval_s"}
+CLAMPED |= {"max_requests", "requests", "submit_at_s"}
 HOSTILE: list[Any] = [
     None, 0, -1, 1, 2, 0.5, 1e-300, 1e308, -1e308, math.inf, -math.inf, math.nan, 10**30,
     True, "", "x" * 1000, "30m", "1e400s", "../../etc", [], {}, [1, 2], {"a": 1}, [[0, 1]],
@@ -56,10 +57,12 @@ def _clamp(data: Any) -> None:
         return
     data["duration_s"], data["warmup_s"], data["drain_s"] = 5, 0, 30
     data.pop("sample_interval_s", None)
-    traffic = data.get("traffic")
-    for source in traffic if isinstance(traffic, list) else []:  # a mutation may replace it
-        if isinstance(source, dict):
-            source["max_requests"] = 20
+    clamps = {"traffic": {"max_requests": 20}, "batch_jobs": {"requests": 20, "submit_at_s": 0}}
+    for section, fields in clamps.items():
+        entries = data.get(section)
+        for source in entries if isinstance(entries, list) else []:
+            if isinstance(source, dict):
+                source.update(fields)
 
 
 def _outcome(text: str, source: Path, overrides: tuple[str, ...] = ()) -> None:

@@ -4,10 +4,16 @@ already finished kept; bad input names its file, line and field."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from sim.engine import simulate
@@ -199,3 +205,25 @@ def test_a_large_batch_job_leaves_interactive_latency_within_5_percent() -> None
     )
     tpot = np.nanquantile(_interactive(unlimited.requests)["tpot_s"], 0.5)
     assert tpot > 1.04 * np.nanquantile(alone["tpot_s"], 0.5) > np.nanquantile(mixed["tpot_s"], 0.5)
+
+
+def test_the_run_folder_holds_jobs_parquet_and_the_cli_prints_the_jobs(tmp_path: Path) -> None:
+    scenario = tmp_path / "b.yaml"
+    scenario.write_text(SCENARIO.replace("requests: 400", "requests: 40"))
+    out = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "sim", "run", str(scenario), "--out", str(out), "--no-plots"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    (job,) = pq.read_table(out / "jobs.parquet").to_pylist()
+    summary = json.loads((out / "summary.json").read_text())
+    (row,) = summary["jobs"]["jobs"]
+    assert row["rows_done"] == job["rows_done"] == summary["jobs"]["total"]["rows_done"] == 40
+    assert row["turnaround_s"] == pytest.approx(job["finished_s"] - 10)
+    assert row["expired_s"] is None and math.isnan(job["expired_s"])
+    assert "batch jobs" in done.stdout
+    line = next(line for line in done.stdout.splitlines() if "nightly" in line)
+    assert "completed" in line and f"{job['cost_usd']:,.2f}" in line
