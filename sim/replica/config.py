@@ -13,7 +13,7 @@ from sim.replica.fleet_config import FailuresConfig, RollingUpdateConfig
 from sim.replica.schedulers import SCHEDULERS, SchedulerConfig
 from sim.replica.schedulers.strict_priority import StrictPriorityConfig
 from sim.request import ALL_TIERS, Tier
-from sim.units import NonNegativeSeconds
+from sim.units import NonNegativeSeconds, PositiveSeconds
 from sim.workload.distributions import MAX_TOKENS
 
 
@@ -103,9 +103,8 @@ class Pool(StrictModel):
         "by at most this fraction of its time without Batch (the performance model's price); "
         "running Batch decodes beyond it are preempted, Batch prefill chunks cut to fit",
     )
-    batch_max_iteration_s: float = Field(
+    batch_max_iteration_s: PositiveSeconds = Field(
         0.05,
-        gt=0,
         le=3600,
         description="With no interactive request in an iteration, Batch prefill chunks are cut "
         "to keep it within this long (or its decodes' step), s: an interactive request that "
