@@ -352,12 +352,12 @@ def _batch_job_errors(
                     f"unknown model {job.model!r}; {_one_of(scenario.models)}",
                 )
             )
-        elif model.fast or not any("batch" in p.tiers for p in model.pools.values()):
-            why = "a Fast variant serves only its own tier" if model.fast else "no pool lists it"
+        elif model.is_fast or not any("batch" in p.tiers for p in model.pools.values()):
+            why = "a Fast variant serves only its own tier" if model.is_fast else "no pool lists it"
             serving = [
                 name
                 for name, spec in scenario.models.items()
-                if not spec.fast and any("batch" in p.tiers for p in spec.pools.values())
+                if not spec.is_fast and any("batch" in p.tiers for p in spec.pools.values())
             ]
             allowed = _one_of(serving) if serving else "list batch in one of its pools' tiers"
             errors.append(
