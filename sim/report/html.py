@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from sim import __version__
 from sim.errors import InputError
+from sim.report.dedicated_plots import serverless_vs_dedicated
 from sim.report.gateway_plots import COLUMNS as GATEWAY_COLUMNS
 from sim.report.gateway_plots import gateway_figures
 from sim.report.plan_plots import capacity_curve, cost_curve, money_curve
@@ -286,6 +287,25 @@ def render_plan(folder: Path) -> Section:
     return section
 
 
+def render_dedicated(folder: Path) -> Section:
+    """dedicated.parquet as it is, dedicated.json (collapsed) and the monthly cost curve."""
+    section = Section(folder, "dedicated")
+    table = pq.read_table(folder / "dedicated.parquet")
+    _experiment_provenance(section, folder, table)
+    info = _json(folder / "dedicated.json")
+    even = info.get("break_even")
+    caption = (
+        f"Account {info.get('account', '?')}: fewest dedicated replicas meeting "
+        f"{', '.join(info.get('slos', []))} at multiples of its traffic, and the monthly cost "
+        "(730 h) dedicated and serverless"
+    )
+    section.tables = [(caption, table.column_names, _cells(table))]
+    figure = serverless_vs_dedicated(table, even["traffic_multiplier"] if even else None)
+    section.figures = [("monthly cost against traffic", png_base64(figure))]
+    section.raw = [("dedicated.json", (folder / "dedicated.json").read_text())]
+    return section
+
+
 def _experiment_provenance(section: Section, folder: Path, table: pa.Table) -> None:
     """Command and version from command.json; question and scenario from its first run; the
     seeds from the table or, when it has none (a plan), from the runs."""
@@ -314,6 +334,7 @@ def _experiment_provenance(section: Section, folder: Path, table: pa.Table) -> N
 FOLDER_KINDS: list[tuple[str, Callable[[Path], Section]]] = [  # (marker file, renderer)
     ("compare.parquet", render_compare),
     ("plan.parquet", render_plan),
+    ("dedicated.parquet", render_dedicated),
     ("sweep.parquet", render_sweep),
     ("summary.json", render_run),
 ]

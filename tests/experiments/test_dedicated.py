@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from sim.cli import app
 from sim.errors import InputError
 from sim.experiments.dedicated import account_alone, scaled_traffic
+from sim.report.html import write_report
 from sim.scenario_loader import load_scenario
 
 TARGET_WAIT_S = 0.15
@@ -120,6 +121,8 @@ def test_dedicated_finds_the_erlang_c_answer_and_the_break_even(tmp_path: Path) 
     assert "break-even at x0.44" in done.stdout
     assert (out / "plots" / "serverless_vs_dedicated.png").is_file()
     assert (out / "command.json").is_file()
+    page = write_report([out], tmp_path / "report.html").read_text()
+    assert "Account a: fewest dedicated replicas" in page and "monthly cost against traffic" in page
 
 
 def test_the_account_alone_and_its_scaled_traffic(tmp_path: Path) -> None:
