@@ -409,7 +409,7 @@ def _row(
     for i, pool in enumerate(planner.pools):
         row[pool.column] = fleet[i] if fleet is not None else None
     if fleet is None:
-        for name in ("gpus", *_MONEY, *(f"slo.{s.name}" for s in slos)):
+        for name in ("gpus", *_MONEY, *_BOUNDS, *(f"slo.{s.name}" for s in slos)):
             row[name] = None
         return row
     runs = planner.metrics(level, fleet)
@@ -419,15 +419,19 @@ def _row(
         for p, n in zip(planner.pools, fleet, strict=True)
     )
     models = list(planner.base.models)
-    tokens_per_s = _mean_over(runs, [f"{m}.all.tokens_per_s" for m in models])
-    revenue_per_hour = _mean_over(runs, [f"{m}.all.revenue_usd_per_s" for m in models]) * 3600
+    tokens_per_s = _per_run(runs, [f"{m}.all.tokens_per_s" for m in models])
+    revenue_per_hour = _per_run(runs, [f"{m}.all.revenue_usd_per_s" for m in models]) * 3600
     row["fleet_cost_per_hour_usd"] = cost_per_hour
-    row["tokens_per_s"] = tokens_per_s
+    row["tokens_per_s"] = float(tokens_per_s.mean())
     row["cost_per_million_tokens_usd"] = (
-        cost_per_hour / (tokens_per_s * 3600 / 1e6) if tokens_per_s > 0 else math.nan
+        cost_per_hour / (row["tokens_per_s"] * 3600 / 1e6) if row["tokens_per_s"] > 0 else math.nan
     )
-    row["revenue_per_hour_usd"] = revenue_per_hour
-    row["margin_per_hour_usd"] = revenue_per_hour - cost_per_hour
+    with np.errstate(divide="ignore"):
+        _with_interval(
+            row, "cost_per_million_tokens_usd", cost_per_hour / (tokens_per_s * 3600 / 1e6)
+        )
+    _with_interval(row, "revenue_per_hour_usd", revenue_per_hour)
+    _with_interval(row, "margin_per_hour_usd", revenue_per_hour - cost_per_hour)
     for slo, values in planner.slo_values(slos, level, fleet).items():
         row[f"slo.{slo.name}"] = slo.judged(values)
     return row
@@ -442,6 +446,19 @@ _MONEY = (
 )
 
 
-def _mean_over(runs: Metrics, names: list[str]) -> float:
-    """The mean over replications of the sum of the named metrics (absent counts 0)."""
-    return float(np.mean([sum(float(run.get(n, 0.0)) for n in names) for run in runs]))
+_BANDED = ("cost_per_million_tokens_usd", "revenue_per_hour_usd", "margin_per_hour_usd")
+_BOUNDS = tuple(f"{name}_{end}" for name in _BANDED for end in ("low", "high"))
+
+
+def _per_run(runs: Metrics, names: list[str]) -> np.ndarray:
+    """Each replication's sum of the named metrics (absent counts 0)."""
+    return np.array([sum(float(run.get(n, 0.0)) for n in names) for run in runs], dtype=float)
+
+
+def _with_interval(row: dict[str, Any], name: str, values: np.ndarray) -> None:
+    """The mean over replications under `name` (unless set) and its 95% interval under
+    `<name>_low` and `<name>_high` (NaN with one replication), the plots' bands."""
+    mean, low, high = interval(values[np.isfinite(values)])
+    row.setdefault(name, mean)
+    row[f"{name}_low"] = low
+    row[f"{name}_high"] = high

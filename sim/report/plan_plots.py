@@ -1,15 +1,27 @@
 """Plots of a plan (plan.parquet): replicas per pool, cost per million tokens and the money per
-hour of the planned fleet against load."""
+hour of the planned fleet against load, the money with its 95% band over replications."""
 
 from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from sim.report.style import legend, new_figure, plot_function
 from sim.report.sweep_plots import metric_label
+
+
+def _band(ax: Axes, data: dict[str, list], column: str, x: np.ndarray) -> None:
+    """The 95% interval over replications around a money curve, where plan.parquet has it."""
+    if f"{column}_low" not in data:
+        return
+    low, high = (
+        np.array([np.nan if v is None else v for v in data[f"{column}_{end}"]], dtype=float)
+        for end in ("low", "high")
+    )
+    ax.fill_between(x, low, high, alpha=0.2, linewidth=0)
 
 
 @plot_function
@@ -40,6 +52,7 @@ def cost_curve(table: pa.Table, load: str) -> Figure:
         [np.nan if v is None else v for v in data["cost_per_million_tokens_usd"]], dtype=float
     )
     ax.plot(x, y, marker="o")
+    _band(ax, data, "cost_per_million_tokens_usd", x)
     ax.set_xlabel(metric_label(load))
     ax.set_ylabel("cost per million tokens (USD)")
     ax.set_title("Cost of the planned fleet per million tokens served")
@@ -59,6 +72,7 @@ def money_curve(table: pa.Table, load: str) -> Figure:
     ):
         y = np.array([np.nan if v is None else v for v in data[column]], dtype=float)
         ax.plot(x, y, marker="o", label=label, linestyle="--" if label == "margin" else "-")
+        _band(ax, data, column, x)
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xlabel(metric_label(load))
     ax.set_ylabel("money per hour (USD/h)")

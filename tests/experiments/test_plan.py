@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import yaml
 from test_queueing_theory import erlang_c_wait_s
 
 from sim.errors import InputError
-from sim.experiments.plan import parse_over, parse_slo, run_capacity, run_plan
+from sim.experiments.plan import _with_interval, parse_over, parse_slo, run_capacity, run_plan
 from sim.experiments.sweep import RunDone
 
 TARGET_WAIT_S = 2.5
@@ -151,3 +152,17 @@ def test_slo_and_over_parsing() -> None:
     assert parse_over("a.b=1,3", 5) == ("a.b", [1.0, 3.0])
     with pytest.raises(InputError, match="--over"):
         parse_over("a.b=64..4", 5)
+
+
+def test_plan_money_carries_its_interval_over_replications() -> None:
+    row: dict[str, float] = {}
+    _with_interval(row, "margin_per_hour_usd", np.array([1.0, 2.0, 3.0, math.inf]))
+    # Student t with 2 degrees of freedom: 4.303 x s / sqrt(3), s = 1; the infinite run dropped.
+    half = 4.302653 / math.sqrt(3)
+    assert row["margin_per_hour_usd"] == 2.0
+    assert row["margin_per_hour_usd_low"] == pytest.approx(2.0 - half, rel=1e-6)
+    assert row["margin_per_hour_usd_high"] == pytest.approx(2.0 + half, rel=1e-6)
+    single: dict[str, float] = {"margin_per_hour_usd": 5.0}
+    _with_interval(single, "margin_per_hour_usd", np.array([4.0]))
+    assert single["margin_per_hour_usd"] == 5.0  # a mean already set is kept
+    assert math.isnan(single["margin_per_hour_usd_low"])

@@ -104,6 +104,8 @@ PLAN = pa.table(
         "fleet_cost_per_hour_usd": [16.0, 24.0, None],
         "revenue_per_hour_usd": [10.0, 30.0, None],
         "margin_per_hour_usd": [-6.0, 6.0, None],
+        "margin_per_hour_usd_low": [-8.0, 3.0, None],
+        "margin_per_hour_usd_high": [-4.0, 9.0, None],
     }
 )
 
