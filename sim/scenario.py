@@ -241,23 +241,14 @@ def cross_reference_errors(scenario: Scenario) -> list[tuple[tuple[Any, ...], st
         if source.name in names:
             errors.append((("traffic", i, "name"), f"duplicate traffic name {source.name!r}"))
         names.add(source.name)
-        if source.account not in accounts:
-            errors.append(
-                (
-                    ("traffic", i, "account"),
-                    f"unknown account {source.account!r}; {_one_of(accounts)}",
-                )
+        trace = None if source.trace is None else ("trace", source.trace.path)
+        errors.extend(
+            _reference_errors(
+                scenario, accounts, ("traffic", i), source.account, source.model, trace
             )
-        if source.trace is not None and not Path(source.trace.path).is_file():
-            errors.append((("traffic", i, "trace", "path"), f"no such file: {source.trace.path}"))
+        )
         model = scenario.models.get(source.model)
         if model is None:
-            errors.append(
-                (
-                    ("traffic", i, "model"),
-                    f"unknown model {source.model!r}; {_one_of(scenario.models)}",
-                )
-            )
             continue
         if source.migrate_to is not None:
             errors.extend(_migration_errors(scenario, i, source))
@@ -322,6 +313,26 @@ def cross_reference_errors(scenario: Scenario) -> list[tuple[tuple[Any, ...], st
     return errors
 
 
+def _reference_errors(
+    scenario: Scenario,
+    accounts: dict[str, int],
+    at: tuple[Any, ...],
+    account: str,
+    model: str,
+    file: tuple[str, str] | None,
+) -> list[tuple[tuple[Any, ...], str]]:
+    """What a traffic source or a batch job names: a known account, a known model and, where
+    it reads one, an existing file (`file`: its field and path)."""
+    errors: list[tuple[tuple[Any, ...], str]] = []
+    if account not in accounts:
+        errors.append(((*at, "account"), f"unknown account {account!r}; {_one_of(accounts)}"))
+    if file is not None and not Path(file[1]).is_file():
+        errors.append(((*at, file[0], "path"), f"no such file: {file[1]}"))
+    if model not in scenario.models:
+        errors.append(((*at, "model"), f"unknown model {model!r}; {_one_of(scenario.models)}"))
+    return errors
+
+
 def _batch_job_errors(
     scenario: Scenario, accounts: dict[str, int], traffic_names: set[str]
 ) -> list[tuple[tuple[Any, ...], str]]:
@@ -335,24 +346,14 @@ def _batch_job_errors(
                 (("batch_jobs", i, "name"), f"{job.name!r} already names a job or traffic source")
             )
         names.add(job.name)
-        if job.account not in accounts:
-            errors.append(
-                (
-                    ("batch_jobs", i, "account"),
-                    f"unknown account {job.account!r}; {_one_of(accounts)}",
-                )
-            )
-        if job.file is not None and not Path(job.file.path).is_file():
-            errors.append((("batch_jobs", i, "file", "path"), f"no such file: {job.file.path}"))
+        file = None if job.file is None else ("file", job.file.path)
+        errors.extend(
+            _reference_errors(scenario, accounts, ("batch_jobs", i), job.account, job.model, file)
+        )
         model = scenario.models.get(job.model)
-        if model is None:
-            errors.append(
-                (
-                    ("batch_jobs", i, "model"),
-                    f"unknown model {job.model!r}; {_one_of(scenario.models)}",
-                )
-            )
-        elif model.is_fast or not any("batch" in p.tiers for p in model.pools.values()):
+        if model is not None and (
+            model.is_fast or not any("batch" in p.tiers for p in model.pools.values())
+        ):
             why = "a Fast variant serves only its own tier" if model.is_fast else "no pool lists it"
             serving = [
                 name

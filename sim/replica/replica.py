@@ -156,9 +156,9 @@ class Replica:
         """May a Batch row be admitted: one waits, no interactive request does, and Batch holds
         less than its share of sequences and KV blocks."""
         return (
-            self.takes_batch
+            len(self.batch) > 0  # first: false at once in every run without Batch jobs
+            and self.takes_batch
             and not self.scheduler.waiting
-            and len(self.batch) > 0
             and len(self.batch_running) < self.batch_max_seqs
             and self.batch_blocks < self.batch_max_blocks
         )
