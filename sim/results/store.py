@@ -16,9 +16,9 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
 
 from sim.errors import InputError
+from sim.results.yaml_text import yaml_text
 from sim.scenario import Scenario
 
 MARKER = ".capsim-run"  # written by capsim into every run folder: only such a folder is replaced
@@ -195,9 +195,5 @@ def resolved_data(scenario: Scenario) -> dict[str, Any]:
 
 
 def resolved_yaml(scenario: Scenario) -> str:
-    data = resolved_data(scenario)
     header = "# The scenario with every default filled in, as capsim ran it.\n"
-    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present
-    return header + yaml.dump(
-        data, Dumper=dumper, sort_keys=False, default_flow_style=None, width=100
-    )
+    return header + yaml_text(resolved_data(scenario))
