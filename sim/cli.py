@@ -72,12 +72,14 @@ def run(
     """Run a scenario and write requests.parquet, timeseries.parquet, cache_hits.parquet,
     summary.json, plots."""
     from sim.experiments.runner import run_scenario
+    from sim.gcpause import collector_paused
     from sim.results.provenance import Origin, command_line
     from sim.results.store import folder_name
     from sim.scenario_loader import load_scenario
 
     seed_override = [] if seed is None else [f"seed={seed}"]  # validated like the file's seed
-    scenario = load_scenario(scenario_path, [*(overrides or []), *seed_override])
+    with collector_paused():
+        scenario = load_scenario(scenario_path, [*(overrides or []), *seed_override])
     target = out_dir or Path("results") / folder_name(scenario.name)
     with Progress(
         TextColumn("[bold]{task.description}"),

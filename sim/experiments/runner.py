@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sim.engine import ProgressCallback, simulate
+from sim.gcpause import collector_paused
 from sim.results.bill import COLUMNS as bill_columns
 from sim.results.bill import bill
 from sim.results.cache_hits import COLUMNS as cache_hits_columns
@@ -50,7 +51,8 @@ def run_scenario(
     came from) goes into run.json for the report."""
     folder = RunFolder(out_dir)  # before the simulation: an unwritable target is found now
     try:
-        return _run(scenario, folder, plots, progress, origin, out_dir)
+        with collector_paused():
+            return _run(scenario, folder, plots, progress, origin, out_dir)
     except BaseException:
         folder.discard()
         raise
