@@ -64,11 +64,14 @@ class RequestRecorder:
     def __init__(self, sink: Path | pa.BufferOutputStream) -> None:
         self._sink = sink
         self._writer = pq.ParquetWriter(sink, REQUEST_SCHEMA)
-        self._pending: list[Request] = []
+        self._pending: list[tuple] = []
         self.rows = 0
 
     def record(self, request: Request) -> None:
-        self._pending.append(request)
+        # The attempt's fields are read now, in one call, while the object is fresh in the CPU's
+        # cache; the object itself is let go (reading 25 fields of 65,536 cold objects at the
+        # flush, one column at a time, cost 3% of a run).
+        self._pending.append(_fields(request))
         if len(self._pending) >= CHUNK_ROWS:
             self.flush()
 
@@ -106,15 +109,49 @@ class Records:
         )
 
 
-def _to_batch(requests: list[Request]) -> pa.RecordBatch:
+# The Request fields a record is made of, read in one call per attempt.
+_FIELDS = (
+    "request_id",
+    "traffic",
+    "account",
+    "model",
+    "pool",
+    "tier",
+    "replica",
+    "status",
+    "attempt",
+    "logical_id",
+    "final",
+    "session_id",
+    "turn",
+    "arrival_s",
+    "admitted_s",
+    "first_token_s",
+    "finished_s",
+    "prompt_tokens",
+    "cached_tokens",
+    "output_tokens",
+    "preemptions",
+    "limit_prompt_tps",
+    "limit_uncached_prompt_tps",
+    "limit_generated_tps",
+    "cost_usd",
+)
+_fields = attrgetter(*_FIELDS)
+
+
+def _to_batch(rows: list[tuple]) -> pa.RecordBatch:
+    """The records of `rows` (each the `_FIELDS` of one attempt) as one Arrow batch."""
+    field = dict(zip(_FIELDS, zip(*rows, strict=True), strict=True))  # column by column
+
     def floats(name: str) -> np.ndarray:
-        return np.fromiter(map(attrgetter(name), requests), float, len(requests))
+        return np.array(field[name], float)
 
     def ints(name: str) -> np.ndarray:
-        return np.fromiter(map(attrgetter(name), requests), np.int64, len(requests))
+        return np.array(field[name], np.int64)
 
     def labels(name: str) -> pa.DictionaryArray:
-        return pa.array(list(map(attrgetter(name), requests)), pa.string()).dictionary_encode()
+        return pa.array(field[name], pa.string()).dictionary_encode()
 
     arrival = floats("arrival_s")
     admitted = floats("admitted_s")
@@ -136,7 +173,7 @@ def _to_batch(requests: list[Request]) -> pa.RecordBatch:
         "status": status,
         "attempt": ints("attempt"),
         "logical_id": ints("logical_id"),
-        "final": np.fromiter(map(attrgetter("final"), requests), bool, len(requests)),
+        "final": np.array(field["final"], bool),
         "session_id": ints("session_id"),
         "turn": ints("turn"),
         "arrival_s": arrival,
