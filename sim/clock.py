@@ -26,15 +26,17 @@ class Clock(simpy.Environment):
         at = math.inf if until is None else float(until)
         if at <= self._now:
             raise ValueError(f"until ({at}) must be greater than the current simulation time")
-        queue = self._queue
+        # simpy types its queue as 4-tuples; it holds `call_later`'s 5-tuples too (a compiled
+        # build checks declared types at run time)
+        queue: list[Any] = self._queue
         while queue and queue[0][0] < at:
-            entry = heappop(queue)
+            entry: Any = heappop(queue)
             self._now = entry[0]
             if len(entry) == 5:
                 entry[3](entry[4])
                 continue
             event = entry[3]
-            callbacks, event.callbacks = event.callbacks, None  # type: ignore[assignment]
+            callbacks, event.callbacks = event.callbacks, None
             for callback in callbacks:
                 callback(event)
             if not event._ok and not hasattr(event, "_defused"):
