@@ -78,6 +78,8 @@ def test_run_writes_every_result_and_the_resolved_scenario_reproduces_it(tmp_pat
         assert {"p50", "p90", "p99"} <= set(group[metric])
     assert 0 < summary["pools"][0]["utilisation"] <= 1
     assert json.loads((out / "economics.json").read_text()) == summary["economics"]
+    # an editable checkout always runs pure Python (setup.py refuses to compile it)
+    assert json.loads((out / "run.json").read_text())["build"] == "pure"
     assert "economics, measured window" in done.stdout
     # The resolved scenario is a complete scenario: running it gives the same requests.
     resolved = yaml.safe_load((out / "scenario.resolved.yaml").read_text())

@@ -1,5 +1,6 @@
 """Where results came from, kept beside them: the question the scenario asks (its header
-comment), the scenario file and overrides, the seed, the command and the capsim version.
+comment), the scenario file and overrides, the seed, the command, the capsim version and its
+build (pure Python, or compiled: setup.py).
 
 A run folder holds `run.json`; an experiment folder (sweep, compare, plan) holds
 `command.json`. `capsim report` shows them, so a report says what was asked and how to redo it.
@@ -47,6 +48,14 @@ def command_line() -> str:
     return shlex.join(["capsim", *sys.argv[1:]])
 
 
+def build() -> str:
+    """Whether the simulation's modules run compiled by mypyc (setup.py), "compiled", or as
+    pure Python, "pure": a run's speed depends on it."""
+    from sim import clock
+
+    return "pure" if clock.__file__.endswith(".py") else "compiled"
+
+
 def run_info(scenario: Scenario, origin: Origin | None, out_dir: Path) -> dict[str, Any]:
     """The contents of a run's `run.json`. Without an origin (a scenario built in Python) the
     question and command are empty; without a command, the `capsim run` that redoes the run."""
@@ -62,6 +71,7 @@ def run_info(scenario: Scenario, origin: Origin | None, out_dir: Path) -> dict[s
         command = origin.command or shlex.join(redo)
     return {
         "capsim_version": __version__,
+        "build": build(),
         "question": question,
         "scenario_file": origin.scenario_file if origin else "",
         "overrides": list(origin.overrides) if origin else [],
