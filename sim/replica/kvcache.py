@@ -40,27 +40,24 @@ class _Owner:
             self.max_ref = end
 
     def move_ref(self, end: int, new_end: int) -> None:
-        """One reference grows from `end` to `new_end` (> `end`): drop then add, without
-        looking for the next deepest reference, as `new_end` is deeper still."""
-        ref_ends = self.ref_ends
-        count = ref_ends[end] - 1
-        if count:
-            ref_ends[end] = count
-        else:
-            del ref_ends[end]
-        ref_ends[new_end] = ref_ends.get(new_end, 0) + 1
-        if new_end > self.max_ref:
-            self.max_ref = new_end
+        """One reference grows from `end` to `new_end` (> `end`): no need to look for the next
+        deepest reference, as `new_end` is deeper still."""
+        self._unref(end)
+        self.add_ref(new_end)
 
     def drop_ref(self, end: int) -> None:
+        if self._unref(end) and end == self.max_ref:  # usually the last: no max() to take
+            self.max_ref = max(self.ref_ends) if self.ref_ends else self.start
+
+    def _unref(self, end: int) -> bool:
+        """One reference ending at `end` fewer; True when none is left there."""
         ref_ends = self.ref_ends
         count = ref_ends[end] - 1
         if count:
             ref_ends[end] = count
-        else:
-            del ref_ends[end]
-            if end == self.max_ref:  # usually the last reference: no max() to take
-                self.max_ref = max(ref_ends) if ref_ends else self.start
+            return False
+        del ref_ends[end]
+        return True
 
 
 class KVCache:
