@@ -17,7 +17,9 @@ from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
 # The modules the event loop runs through. Modules that define pydantic models are left out:
-# pydantic cannot read the field annotations of a compiled class.
+# pydantic cannot read the field annotations of a compiled class (so the routing policies' and
+# schedulers' configs live in config modules of their own). An interpreted class cannot
+# subclass a compiled one: a base class is compiled with all its subclasses or not at all.
 COMPILED_MODULES = [
     "sim/clock.py",
     "sim/engine.py",
@@ -37,12 +39,27 @@ COMPILED_MODULES = [
     "sim/replica/kvcache.py",
     "sim/replica/pool.py",
     "sim/replica/replica.py",
+    "sim/replica/schedulers/base.py",
+    "sim/replica/schedulers/fcfs.py",
+    "sim/replica/schedulers/preemptive_priority.py",
+    "sim/replica/schedulers/strict_priority.py",
+    "sim/replica/schedulers/weighted_fair.py",
     "sim/replica/slots.py",
     "sim/replica/stretch.py",
     "sim/results/intervals.py",
     "sim/results/limits.py",
     "sim/results/records.py",
     "sim/results/timeseries.py",
+    "sim/routing/affinity.py",
+    "sim/routing/base.py",
+    "sim/routing/cache_aware.py",
+    "sim/routing/hashing.py",
+    "sim/routing/least_loaded.py",
+    "sim/routing/power_of_two.py",
+    "sim/routing/prefix_index.py",
+    "sim/routing/random.py",
+    "sim/routing/round_robin.py",
+    "sim/routing/weighted_scorer.py",
     "sim/workload/batch_jobs.py",
     "sim/workload/chains.py",
     "sim/workload/client.py",

@@ -16,27 +16,15 @@ when it serves again.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
-from pydantic import Field
 
 from sim.config_base import StrictModel
 from sim.request import Request
 from sim.routing.base import PoolView, RoutingPolicy, lowest
+from sim.routing.config import AffinityConfig
 from sim.routing.hashing import rendezvous_order
 
 _ORDER_CACHE_KEYS = 200_000
-
-
-class AffinityConfig(StrictModel):
-    policy: Literal["affinity"]
-    bounded_load: float = Field(
-        1.25,
-        ge=1.0,
-        description="Spill from a replica with requests queued and more than this x the mean "
-        "requests in flight",
-    )
 
 
 class AffinityPolicy(RoutingPolicy):

@@ -9,28 +9,14 @@ router: a short match, such as a prefix every request shares, is not worth a que
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
-from pydantic import Field
 
 from sim.config_base import StrictModel
 from sim.request import Request
 from sim.routing.base import PoolView, RoutingPolicy, lowest
+from sim.routing.config import CacheAwareConfig
 from sim.routing.prefix_index import LoadSnapshot, PrefixIndex
-from sim.units import Seconds
 from sim.workload.chains import runs_blocks
-
-
-class CacheAwareConfig(StrictModel):
-    policy: Literal["cache_aware"]
-    staleness_s: Seconds = Field(1.0, ge=0, description="Age of the router's load view at most, s")
-    imbalance_ratio: float = Field(
-        1.5, ge=1.0, description="Leave the best match when its load passes this x the mean load"
-    )
-    min_match_ratio: float = Field(
-        0.5, ge=0, le=1, description="Follow a match only if it covers this share of the prompt"
-    )
 
 
 class CacheAwarePolicy(RoutingPolicy):

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-from sim.config_base import StrictModel
 from sim.request import Request
 from sim.routing.base import RoutingPolicy, lowest
-
-
-class LeastLoadedConfig(StrictModel):
-    policy: Literal["least_loaded"]
+from sim.routing.config import LeastLoadedConfig
 
 
 class LeastLoadedPolicy(RoutingPolicy):

@@ -3,17 +3,12 @@ choices)."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 
 from sim.config_base import StrictModel
 from sim.request import Request
 from sim.routing.base import PoolView, RandomInts, RoutingPolicy
-
-
-class PowerOfTwoConfig(StrictModel):
-    policy: Literal["power_of_two"]
+from sim.routing.config import PowerOfTwoConfig
 
 
 class PowerOfTwoPolicy(RoutingPolicy):

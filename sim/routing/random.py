@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 
 from sim.config_base import StrictModel
 from sim.request import Request
 from sim.routing.base import PoolView, RandomInts, RoutingPolicy
-
-
-class RandomConfig(StrictModel):
-    policy: Literal["random"]
+from sim.routing.config import RandomConfig
 
 
 class RandomPolicy(RoutingPolicy):

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-from sim.config_base import StrictModel
 from sim.request import Request
 from sim.routing.base import RoutingPolicy
-
-
-class RoundRobinConfig(StrictModel):
-    policy: Literal["round_robin"]
+from sim.routing.config import RoundRobinConfig
 
 
 class RoundRobinPolicy(RoutingPolicy):

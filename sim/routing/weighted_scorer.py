@@ -5,31 +5,14 @@ better), among the serving replicas. Ties go to the lowest index."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
-from pydantic import Field
 
 from sim.config_base import StrictModel
 from sim.request import Request
 from sim.routing.base import PoolView, RoutingPolicy
+from sim.routing.config import WeightedScorerConfig
 from sim.routing.prefix_index import LoadSnapshot, PrefixIndex
-from sim.units import Seconds
 from sim.workload.chains import runs_blocks
-
-
-class ScorerWeights(StrictModel):
-    prefix: float = Field(1.0, ge=0, le=1e6, description="Weight of the prefix-match score")
-    queue: float = Field(1.0, ge=0, le=1e6, description="Weight of the queue-depth score")
-    kv: float = Field(1.0, ge=0, le=1e6, description="Weight of the KV-use score")
-
-
-class WeightedScorerConfig(StrictModel):
-    policy: Literal["weighted_scorer"]
-    staleness_s: Seconds = Field(1.0, ge=0, description="Age of the router's load view at most, s")
-    weights: ScorerWeights = Field(
-        default_factory=lambda: ScorerWeights(), description="Score weights"
-    )
 
 
 class WeightedScorerPolicy(RoutingPolicy):

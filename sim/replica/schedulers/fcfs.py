@@ -5,17 +5,11 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
-from typing import Literal
 
 from sim.config_base import StrictModel
 from sim.replica.schedulers.base import Scheduler
+from sim.replica.schedulers.config import FcfsConfig
 from sim.request import Request
-
-
-class FcfsConfig(StrictModel):
-    """One queue in arrival order whatever the tier."""
-
-    policy: Literal["fcfs"]
 
 
 class Fcfs(Scheduler):

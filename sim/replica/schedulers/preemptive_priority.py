@@ -5,17 +5,9 @@ load; the preempted Standard and Batch requests pay it in recomputation."""
 
 from __future__ import annotations
 
-from typing import Literal
-
-from sim.config_base import StrictModel
 from sim.replica.schedulers.base import TierQueues
+from sim.replica.schedulers.config import PreemptivePriorityConfig
 from sim.request import TIER_RANK, Request
-
-
-class PreemptivePriorityConfig(StrictModel):
-    """Strict priority; a request that cannot be admitted preempts running lower tiers."""
-
-    policy: Literal["preemptive_priority"]
 
 
 class PreemptivePriority(TierQueues):

@@ -5,16 +5,8 @@ that running Standard requests hold."""
 
 from __future__ import annotations
 
-from typing import Literal
-
-from sim.config_base import StrictModel
 from sim.replica.schedulers.base import TierQueues
-
-
-class StrictPriorityConfig(StrictModel):
-    """Tiers in strict order (Priority, Standard), FIFO within a tier (the default)."""
-
-    policy: Literal["strict_priority"]
+from sim.replica.schedulers.config import StrictPriorityConfig
 
 
 class StrictPriority(TierQueues):

@@ -9,31 +9,10 @@ pool's queue for spare capacity (`sim/replica/batch.py`)."""
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import Field
-
 from sim.config_base import StrictModel
 from sim.replica.schedulers.base import TierQueues
+from sim.replica.schedulers.config import WeightedFairConfig
 from sim.request import TIER_RANK, Request
-
-
-class TierWeights(StrictModel):
-    """A waiting tier's share of admitted tokens is its weight over the waiting tiers' sum."""
-
-    priority: float = Field(4.0, gt=0, description="Share weight of the Priority tier")
-    standard: float = Field(
-        1.0, gt=0, description="Share weight of the Standard tier (and of Fast pools)"
-    )
-
-
-class WeightedFairConfig(StrictModel):
-    """Tiers share admission by weight over the tokens admitted."""
-
-    policy: Literal["weighted_fair"]
-    weights: TierWeights = Field(
-        default_factory=lambda: TierWeights(), description="Admission weights by tier"
-    )
 
 
 class WeightedFair(TierQueues):
