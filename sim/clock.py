@@ -20,18 +20,30 @@ from simpy.core import NORMAL
 
 
 class Clock(simpy.Environment):
+    # The time as a plain attribute: every event reads `env.now`, often several times, and
+    # simpy's read-only property cost a call each time. simpy's own `_now` maps to it.
+    now: float = 0.0
+
+    @property
+    def _now(self) -> float:
+        return self.now
+
+    @_now.setter
+    def _now(self, value: float) -> None:
+        self.now = value
+
     def run(self, until: Any = None) -> None:
         """Process every entry due strictly before `until` (simpy's rule), then stand at it;
         with no `until`, until nothing is left."""
         at = math.inf if until is None else float(until)
-        if at <= self._now:
+        if at <= self.now:
             raise ValueError(f"until ({at}) must be greater than the current simulation time")
         # simpy types its queue as 4-tuples; it holds `call_later`'s 5-tuples too (a compiled
         # build checks declared types at run time)
         queue: list[Any] = self._queue
         while queue and queue[0][0] < at:
             entry: Any = heappop(queue)
-            self._now = entry[0]
+            self.now = entry[0]
             if len(entry) == 5:
                 entry[3](entry[4])
                 continue
@@ -42,7 +54,7 @@ class Clock(simpy.Environment):
             if not event._ok and not hasattr(event, "_defused"):
                 raise event._value
         if until is not None:
-            self._now = at
+            self.now = at
 
 
 def call_later(
@@ -51,7 +63,7 @@ def call_later(
     """Run `callback(value)` after `delay_s` simulated seconds (same-time order: scheduling).
 
     Only a `Clock` runs these entries; a plain simpy environment would not know them."""
-    heappush(env._queue, (env._now + delay_s, NORMAL, next(env._eid), callback, value))  # type: ignore[misc]
+    heappush(env._queue, (env.now + delay_s, NORMAL, next(env._eid), callback, value))  # type: ignore[misc]
 
 
 def call_first_at(env: Clock, at_s: float, callback: Callable[[Any], None]) -> None:

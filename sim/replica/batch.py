@@ -22,34 +22,35 @@ class BatchQueue:
     """Waiting Batch rows, FIFO over every job of the pool, and the jobs that have expired."""
 
     def __init__(self) -> None:
-        self._rows: deque[Request] = deque()
+        # Public: a replica asks whether any row waits on every plan (no call for `len`).
+        self.rows: deque[Request] = deque()
         self.expired: set[str] = set()  # job names: their rows still running are dropped
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self.rows)
 
     def __iter__(self) -> Iterator[Request]:
-        return iter(self._rows)
+        return iter(self.rows)
 
     def add(self, request: Request) -> None:
-        self._rows.append(request)
+        self.rows.append(request)
 
     def requeue(self, request: Request) -> None:
         """A preempted row (or one a failed replica held) goes first: it recomputes."""
-        self._rows.appendleft(request)
+        self.rows.appendleft(request)
 
     def head(self) -> Request:
-        return self._rows[0]
+        return self.rows[0]
 
     def pop(self) -> Request:
-        return self._rows.popleft()
+        return self.rows.popleft()
 
     def expire(self, job: str) -> list[Request]:
         """The job expired: its waiting rows are taken out and returned."""
         self.expired.add(job)
-        gone = [row for row in self._rows if row.traffic == job]
+        gone = [row for row in self.rows if row.traffic == job]
         if gone:
-            self._rows = deque(row for row in self._rows if row.traffic != job)
+            self.rows = deque(row for row in self.rows if row.traffic != job)
         return gone
 
 

@@ -14,9 +14,9 @@ out) are one event, cut short by an arrival.
 from __future__ import annotations
 
 import bisect
-import heapq
 import math
 from collections.abc import Callable, Iterator
+from heapq import heappop, heappush
 
 from sim.clock import Clock, call_later
 from sim.perf.base import BatchTimeModel
@@ -156,7 +156,7 @@ class Replica:
         """May a Batch row be admitted: one waits, no interactive request does, and Batch holds
         less than its share of sequences and KV blocks."""
         return (
-            len(self.batch) > 0  # first: false at once in every run without Batch jobs
+            len(self.batch.rows) > 0  # first: false at once in every run without Batch jobs
             and self.takes_batch
             and not self.scheduler.waiting
             and len(self.batch_running) < self.batch_max_seqs
@@ -252,8 +252,8 @@ class Replica:
             return
         self.busy = True
         self.iteration_start_s = now
-        self.version += 1
-        call_later(self.env, duration_s, self._iteration_end, self.version)
+        version = self.version = self.version + 1
+        call_later(self.env, duration_s, self._iteration_end, version)
 
     def _preempt_for_growth(self, need: int) -> int:
         """Preempt the scheduler's victims until this step's new decode blocks fit; returns the
@@ -333,7 +333,7 @@ class Replica:
     def _next_finish_step(self) -> int:
         heap = self.finish_heap
         while heap[0][2] != heap[0][3].epoch:
-            heapq.heappop(heap)  # preempted since it was pushed
+            heappop(heap)  # preempted since it was pushed
         return heap[0][0]
 
     def _prefill_run_steps(self) -> int:
@@ -560,19 +560,20 @@ class Replica:
         self.busy_s += now - self.iteration_start_s
         self.iterations += 1
         steps = self.stretch_steps or 1
-        if steps > 1 and self.chunks:  # a prefill run: the chunks of every step done
-            request, chunk = self.chunks[0]
-            self.chunks = [
+        chunks = self.chunks
+        if steps > 1 and chunks:  # a prefill run: the chunks of every step done
+            request, chunk = chunks[0]
+            chunks = self.chunks = [
                 (request, min(chunk * steps, request.prefill_target - request.prefill_done))
             ]
         if self.log is not None:
-            chunks = [(r.request_id, chunk) for r, chunk in self.chunks]
+            logged = [(r.request_id, chunk) for r, chunk in chunks]
             start_s = self.iteration_start_s
-            self.log.append(("iteration", start_s, now - start_s, self.decoding, chunks, steps))
+            self.log.append(("iteration", start_s, now - start_s, self.decoding, logged, steps))
         self._advance_decodes(steps, now)
-        if self.chunks:
+        if chunks:
             block_size = self.block_size
-            for request, chunk in self.chunks:
+            for request, chunk in chunks:
                 done = request.prefill_done = request.prefill_done + chunk
                 if request.block_runs is not None:
                     self.kv.publish(request, done // block_size)
@@ -592,7 +593,7 @@ class Replica:
         step = self.step = self.step + steps
         heap = self.finish_heap
         while heap and heap[0][0] <= step:
-            _, _, epoch, request = heapq.heappop(heap)
+            _, _, epoch, request = heappop(heap)
             if epoch == request.epoch:
                 self._release(request, self._leave_decode(request))
                 self._finish(request, now)
@@ -666,7 +667,7 @@ class Replica:
         request.joined_step = self.step
         self.boundary_phase[(self.step - context) % self.block_size] += 1
         finish_step = self.step + request.output_tokens - request.generated
-        heapq.heappush(self.finish_heap, (finish_step, request.admit_seq, request.epoch, request))
+        heappush(self.finish_heap, (finish_step, request.admit_seq, request.epoch, request))
 
     def _leave_decode(self, request: Request) -> int:
         """Take a request out of the decode set; returns the KV blocks it holds."""
