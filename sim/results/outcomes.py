@@ -35,35 +35,54 @@ def logical_outcomes(requests: pa.Table, warmup_s: float, duration_s: float) -> 
     names = [key.dictionary.to_pylist() for key in keys]
     codes = [key.indices.to_numpy(zero_copy_only=False).astype(np.int64) for key in keys]
     combined = (codes[0] * len(names[1]) + codes[1]) * len(names[2]) + codes[2]
-    order = np.argsort(combined, kind="stable")
-    starts = np.flatnonzero(np.r_[True, np.diff(combined[order]) != 0])
+    # Thousands of accounts: every group's counts from one pass (bincount) over all attempts,
+    # no per-group scans or calls.
+    groups, group = np.unique(combined, return_inverse=True)
+    statuses, status_index = np.unique(status, return_inverse=True)
+    by_status = _counts(group[measured], status_index[measured], groups.size, statuses.size)
+    ends = measured & final
+    final_status = _counts(group[ends], status_index[ends], groups.size, statuses.size)
+    firsts_measured = measured & (attempt == 1)
+    logical_requests = np.bincount(group[firsts_measured], minlength=groups.size).tolist()
+    status_codes = statuses.tolist()
     result: dict[str, Any] = {}
-    for of_group in np.split(order, starts[1:]):  # thousands of accounts: one sort, no scans
-        rows = of_group[measured[of_group]]
-        one = of_group[0]
-        account, model, tier = (names[i][codes[i][one]] for i in range(3))
-        group = _group(status[rows], attempt[rows], final[rows])
-        result.setdefault(account, {}).setdefault(model, {})[tier] = group
+    for key, counts, ended, requests_logical in zip(
+        groups.tolist(), by_status, final_status, logical_requests, strict=True
+    ):
+        rest, tier = divmod(key, len(names[2]))
+        account, model = divmod(rest, len(names[1]))
+        by_tier = result.setdefault(names[0][account], {}).setdefault(names[1][model], {})
+        by_tier[names[2][tier]] = _group(status_codes, counts, ended, requests_logical)
     return {
         account: {model: dict(sorted(tiers.items())) for model, tiers in sorted(models.items())}
         for account, models in sorted(result.items())
     }
 
 
-def _group(status: np.ndarray, attempt: np.ndarray, final: np.ndarray) -> dict[str, Any]:
-    codes, counts = np.unique(status, return_counts=True)
-    ended = status[final]
-    served = int((ended == STATUS_OK).sum())
-    gave_up = int(np.isin(ended, list(RETRYABLE)).sum())
-    logical = int((attempt == 1).sum())
-    end_codes, end_counts = np.unique(ended, return_counts=True)
+def _counts(group: np.ndarray, status_index: np.ndarray, groups: int, statuses: int) -> list:
+    """Per group, the number of rows with each status (a list of lists, groups by statuses)."""
+    cells = np.bincount(group * statuses + status_index, minlength=groups * statuses)
+    return cells.reshape(groups, statuses).tolist()
+
+
+def _group(codes: list[int], counts: list[int], ended: list[int], logical: int) -> dict[str, Any]:
+    """A group's fields from its attempts' counts by status (`counts`), its logical requests'
+    final attempts' (`ended`), both over `codes`, and its number of logical requests."""
+    finals = sum(ended)
+    served = sum(n for code, n in zip(codes, ended, strict=True) if code == STATUS_OK)
+    gave_up = sum(n for code, n in zip(codes, ended, strict=True) if code in RETRYABLE)
     return {
-        "attempts": int(status.size),
-        "attempts_by_status": {str(int(c)): int(n) for c, n in zip(codes, counts, strict=True)},
+        "attempts": sum(counts),
+        "attempts_by_status": _by_code(codes, counts),
         "logical_requests": logical,
         "served": served,
         "gave_up": gave_up,
-        "refused": int(ended.size) - served - gave_up,
-        "unfinished": logical - int(ended.size),
-        "final_status": {str(int(c)): int(n) for c, n in zip(end_codes, end_counts, strict=True)},
+        "refused": finals - served - gave_up,
+        "unfinished": logical - finals,
+        "final_status": _by_code(codes, ended),
     }
+
+
+def _by_code(codes: list[int], counts: list[int]) -> dict[str, int]:
+    """{"200": n, ...}: the codes that occur, in increasing order."""
+    return {str(code): n for code, n in zip(codes, counts, strict=True) if n}
