@@ -52,6 +52,11 @@ def summarize(
         end_s = duration_s  # nothing arrived after warm-up: zero rates over the planned window
     window_s = end_s - warmup_s
     cols = _numbers(requests)
+    # Every row's place in arrival order (ties in record order): each group orders its rows by
+    # arrival from these with a sort of integers, not a stable sort of floats of its own.
+    cols["arrival_order"] = np.argsort(cols["arrival_s"], kind="stable")
+    cols["arrival_rank"] = np.empty_like(cols["arrival_order"])
+    cols["arrival_rank"][cols["arrival_order"]] = np.arange(requests.num_rows)
     labels = {name: _labels(requests[name]) for name in LABELS}
     arrival, finished = cols["arrival_s"], cols["finished_s"]
     measured = np.flatnonzero((arrival >= warmup_s) & (arrival < duration_s))
@@ -114,7 +119,7 @@ def _split(
     codes, names = labels
     order = rows[np.argsort(codes[rows], kind="stable")]
     ordered_codes = codes[order]
-    present = np.unique(codes[rows if among is None else among])
+    present = np.flatnonzero(np.bincount(codes[rows if among is None else among], minlength=1))
     starts = np.searchsorted(ordered_codes, present, side="left")
     ends = np.searchsorted(ordered_codes, present, side="right")
     groups = {names[c]: order[s:e] for c, s, e in zip(present, starts, ends, strict=True)}
@@ -165,9 +170,9 @@ def _group(
         "preemptions": int(cols["preemptions"][measured].sum()),
         "revenue_usd": float(cols["cost_usd"][served].sum()),
     }
-    by_arrival = np.argsort(cols["arrival_s"][served], kind="stable")  # shared by the latencies
+    by_arrival = cols["arrival_order"][np.sort(cols["arrival_rank"][served])]
     for name in LATENCIES:
-        group[name] = latency_stats(cols[name][served], by_arrival)
+        group[name] = latency_stats(cols[name][served], cols[name][by_arrival])
     return group
 
 
@@ -195,20 +200,20 @@ def _revenue(requests: pa.Table, cols: dict[str, np.ndarray]) -> dict[str, Any]:
 
 def latency_stats(values: np.ndarray, by_arrival: np.ndarray) -> dict[str, Any]:
     """Percentiles and the mean with a 95% batch-means confidence interval (NaNs dropped).
-    `by_arrival` orders `values` by arrival time (a stable sort)."""
+    `by_arrival`: the same values ordered by arrival time (ties in the order of `values`)."""
     kept = values[~np.isnan(values)]
     if kept.size == 0:
         return {"count": 0}
-    ordered = values[by_arrival]
-    p50, p90, p99 = percentiles_of_sorted(np.sort(kept))
+    ascending = np.sort(kept)
+    p50, p90, p99 = percentiles_of_sorted(ascending)
     return {
         "count": int(kept.size),
         "mean": float(kept.mean()),
-        "mean_ci95": mean_ci95(ordered[~np.isnan(ordered)]),
+        "mean_ci95": mean_ci95(by_arrival[~np.isnan(by_arrival)]),
         "p50": p50,
         "p90": p90,
         "p99": p99,
-        "max": float(kept.max()),
+        "max": float(ascending[-1]),
     }
 
 
@@ -243,8 +248,9 @@ def mean_ci95(ordered: np.ndarray) -> list[float] | None:
     if ordered.size < MIN_CI_VALUES:
         return None
     means = batch_means(ordered)
+    centre = means.mean()
     half = T_975_19DOF * means.std(ddof=1) / np.sqrt(CI_BATCHES)
-    return [float(means.mean() - half), float(means.mean() + half)]
+    return [float(centre - half), float(centre + half)]
 
 
 def batch_means(values: np.ndarray) -> np.ndarray:
@@ -264,13 +270,13 @@ def mser5_cut(ordered: np.ndarray) -> int:
     if n < 2:
         return 0
     batches = ordered[: n * MSER_BATCH].reshape(n, MSER_BATCH).mean(axis=1)
-    tail_sum = np.cumsum(batches[::-1])[::-1]
-    tail_squares = np.cumsum((batches**2)[::-1])[::-1]
-    cuts = np.arange(n // 2 + 1)
-    left = n - cuts
-    mean = tail_sum[cuts] / left
-    variance = np.maximum(tail_squares[cuts] / left - mean**2, 0.0)
-    return int(cuts[np.argmin(variance / left)]) * MSER_BATCH
+    tail_sum = batches[::-1].cumsum()[::-1]
+    tail_squares = (batches**2)[::-1].cumsum()[::-1]
+    cuts = n // 2 + 1  # 0 to n // 2 batches
+    left = n - np.arange(cuts)
+    mean = tail_sum[:cuts] / left
+    variance = np.maximum(tail_squares[:cuts] / left - mean**2, 0.0)
+    return int((variance / left).argmin()) * MSER_BATCH
 
 
 def _pools(
@@ -298,7 +304,7 @@ def _pools(
         busy = [ts["busy_fraction"][in_window & of_pool & (ts["replica"] == r)] for r in replicas]
         in_pool = _split(labels["pool"], by_model.get(str(model), np.array([], dtype=np.int64)))
         rows = in_pool.get(str(pool), np.array([], dtype=np.int64))
-        on_replica = [rows[req["replica"][rows] == r] for r in replicas]
+        on_replica = _rows_by_value(req["replica"], rows, replicas)
         total = ts["kv_blocks_total"][mask]
         used = ts["kv_blocks_used"][mask]
         result.append(
@@ -360,6 +366,16 @@ def _fleet(
         "replicas_held_mean": float((held[1] - held[0]) / window_s),
         "replica_hours": float((held[1] - held[0]) / 3600),
     }
+
+
+def _rows_by_value(values: np.ndarray, rows: np.ndarray, wanted: list[int]) -> list[np.ndarray]:
+    """For each of `wanted`, the `rows` whose value it is, in their order (one sort, not a scan
+    of every row per value)."""
+    order = rows[np.argsort(values[rows], kind="stable")]
+    ordered = values[order]
+    starts = np.searchsorted(ordered, wanted, side="left")
+    ends = np.searchsorted(ordered, wanted, side="right")
+    return [order[start:end] for start, end in zip(starts, ends, strict=True)]
 
 
 def _hit_ratio(req: dict[str, np.ndarray], rows: np.ndarray) -> float:
