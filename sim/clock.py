@@ -41,9 +41,15 @@ class Clock(simpy.Environment):
         # simpy types its queue as 4-tuples; it holds `call_later`'s 5-tuples too (a compiled
         # build checks declared types at run time)
         queue: list[Any] = self._queue
-        while queue and queue[0][0] < at:
-            entry: Any = heappop(queue)
-            self.now = entry[0]
+        while queue:
+            # Typed locals: compiled, the entry's fields are read as a tuple's and the time
+            # compared as a float, not through generic object operations.
+            entry: tuple[Any, ...] = queue[0]
+            time_s: float = entry[0]
+            if time_s >= at:
+                break
+            heappop(queue)
+            self.now = time_s
             if len(entry) == 5:
                 entry[3](entry[4])
                 continue

@@ -26,6 +26,18 @@ from sim.request import Request
 from sim.workload.chains import Runs
 
 
+class _Record:
+    """Unreferenced blocks [lo, hi) of one owner, in LRU order; owner None: referenced again
+    since (dead). A class, not a list: compiled (mypyc), its typed fields are read directly."""
+
+    __slots__ = ("hi", "lo", "owner")
+
+    def __init__(self, owner: _Owner, lo: int, hi: int) -> None:
+        self.owner: _Owner | None = owner
+        self.lo = lo
+        self.hi = hi
+
+
 class _Owner:
     __slots__ = ("cached_end", "key", "max_ref", "records", "ref_ends", "start")
 
@@ -35,7 +47,7 @@ class _Owner:
         self.cached_end = start
         self.max_ref = start  # referenced blocks are [start, max_ref)
         self.ref_ends: dict[int, int] = {}  # reference end -> running requests holding it
-        self.records: list[list] = []  # this owner's LRU records, oldest (deepest) first
+        self.records: list[_Record] = []  # this owner's LRU records, oldest (deepest) first
 
     def add_ref(self, end: int) -> None:
         ref_ends = self.ref_ends
@@ -83,7 +95,7 @@ class KVCache:
         self.cached_total = 0  # shared blocks, referenced or not
         self.unreferenced = 0  # shared blocks no running request uses
         self._owners: dict[int, _Owner] = {}
-        self._lru: deque[list] = deque()  # [owner (None: dead), lo, hi], oldest first
+        self._lru: deque[_Record] = deque()  # oldest first
         self._dead = 0  # dead records in _lru
 
     # ------------------------------------------------------------------------------- levels
@@ -116,14 +128,14 @@ class KVCache:
         lru = self._lru
         while blocks:
             record = lru[0]
-            owner = record[0]
+            owner = record.owner
             if owner is None:  # referenced again since it was made
                 lru.popleft()
                 self._dead -= 1
                 continue
-            lo, hi = record[1], record[2]
+            lo, hi = record.lo, record.hi
             if hi - lo > blocks:
-                record[2] = owner.cached_end = hi - blocks
+                record.hi = owner.cached_end = hi - blocks
                 return
             lru.popleft()
             owner.cached_end = lo  # the oldest record of an owner is its deepest part
@@ -174,18 +186,18 @@ class KVCache:
     def _trim_records(self, owner: _Owner, end: int) -> None:
         """Blocks below `end` are referenced again: they leave the LRU records."""
         records = owner.records
-        while records and records[-1][1] < end:
+        while records and records[-1].lo < end:
             record = records[-1]
-            moved = min(end, record[2]) - record[1]
+            moved = min(end, record.hi) - record.lo
             self.unreferenced -= moved
-            if record[2] <= end:
+            if record.hi <= end:
                 records.pop()
-                record[0] = None
+                record.owner = None
                 self._dead += 1
             else:
-                record[1] = end
+                record.lo = end
         if self._dead > 64 and 2 * self._dead > len(self._lru):
-            self._lru = deque(record for record in self._lru if record[0] is not None)
+            self._lru = deque(record for record in self._lru if record.owner is not None)
             self._dead = 0
 
     def publish(self, request: Request, computed_blocks: int) -> None:
@@ -259,7 +271,7 @@ class KVCache:
             owner.drop_ref(end)
             after = owner.max_ref
             if after < before:
-                record = [owner, after, before]
+                record = _Record(owner, after, before)
                 lru.append(record)
                 owner.records.append(record)
                 self.unreferenced += before - after

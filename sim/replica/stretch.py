@@ -19,13 +19,19 @@ def step_time_s(lines: DecodeLines, context_tokens: int) -> float:
     return max(a + b * context_tokens for a, b in lines)
 
 
+def _single_line_s(steps: int, first_s: float, growth_s: float) -> float:
+    """A run's time with one line: its first step takes `first_s`, each next `growth_s` more.
+    Shared by `stretch_time_s` and `steps_done_by` so that both round alike, term for term."""
+    return steps * first_s + growth_s * (steps * (steps - 1) / 2)
+
+
 def stretch_time_s(lines: DecodeLines, context0: int, seqs: int, steps: int) -> float:
     """Sum of `steps` decode steps starting at summed context `context0`, growing by `seqs`."""
     if steps <= 0:
         return 0.0
     if len(lines) == 1:
         a, b = lines[0]
-        return steps * (a + b * context0) + b * seqs * (steps * (steps - 1) / 2)
+        return _single_line_s(steps, a + b * context0, b * seqs)
     # Each line as p + q * i over the step index i.
     series = [(a + b * context0, b * seqs) for a, b in lines]
     total = 0.0
@@ -55,19 +61,15 @@ def steps_done_by(
     if len(lines) == 1:  # invert the quadratic, then settle float rounding by stepping
         a, b = lines[0]
         first, growth = a + b * context0, b * seqs
-
-        def total(n: int) -> float:  # stretch_time_s's single-line formula, term for term
-            return n * first + growth * (n * (n - 1) / 2)
-
         if growth > 0:
             half = 0.5 * growth
             root = (half - first + math.sqrt((first - half) ** 2 + 4 * half * elapsed_s)) / growth
         else:
             root = elapsed_s / first
         guess = min(max(int(root) + 1, 1), steps)
-        while guess < steps and total(guess) <= elapsed_s:
+        while guess < steps and _single_line_s(guess, first, growth) <= elapsed_s:
             guess += 1
-        while guess > 1 and total(guess - 1) > elapsed_s:
+        while guess > 1 and _single_line_s(guess - 1, first, growth) > elapsed_s:
             guess -= 1
         return guess
     low, high = 1, steps
