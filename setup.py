@@ -63,6 +63,7 @@ COMPILED_MODULES = [
     "sim/workload/batch_jobs.py",
     "sim/workload/chains.py",
     "sim/workload/client.py",
+    "sim/workload/lognormal.py",
     "sim/workload/open_loop.py",
     "sim/workload/sessions.py",
     "sim/workload/source.py",

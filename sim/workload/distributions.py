@@ -8,12 +8,14 @@ the exact mean of that integer distribution, not of the continuous law (see `_Cl
 from __future__ import annotations
 
 import math
+from functools import cache
 from typing import Annotated, Literal, overload
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from sim.config_base import StrictModel
+from sim.workload.lognormal import lognormal_lengths
 
 MAX_TOKENS = 10_000_000  # the largest length of anything in tokens (a prompt, an answer)
 # Parameters of the continuous laws stay within a factor of the clip: beyond it every draw is max.
@@ -37,6 +39,12 @@ def _ndtr(x: np.ndarray | float) -> np.ndarray:
     return np.asarray(ndtr(x))
 
 
+@cache
+def log_parameter(x: float) -> float:
+    """numpy's log of a law's parameter (math.log may differ from it in the last bit), once."""
+    return float(np.log(x))
+
+
 class _Length(StrictModel):
     """`sample(rng)` is one draw, a Python int; `sample(rng, n)` draws n at once into an array
     (one numpy call, for the hot path) whose first value is the draw `sample(rng)` makes."""
@@ -52,6 +60,10 @@ class _Length(StrictModel):
         if n is None:
             return int(self._sample(rng, 1)[0])
         return self._sample(rng, n)
+
+    def sample_list(self, rng: np.random.Generator, n: int) -> list[int]:
+        """`sample(rng, n)` as a list of ints (the same draws), for a few draws at a time."""
+        return self._sample(rng, n).tolist()
 
 
 class _Clipped(_Length):
@@ -134,6 +146,9 @@ class LogNormalLength(_Clipped):
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.lognormal(np.log(self.median), self.sigma, n)
+
+    def sample_list(self, rng: np.random.Generator, n: int) -> list[int]:
+        return lognormal_lengths(rng, log_parameter(self.median), self.sigma, n, self.max)
 
     def _z(self, x: np.ndarray | float) -> np.ndarray:
         return np.asarray((np.log(x) - np.log(self.median)) / self.sigma)

@@ -10,6 +10,8 @@ from pydantic import Field, model_validator
 
 from sim.config_base import StrictModel
 from sim.units import Seconds
+from sim.workload.distributions import log_parameter
+from sim.workload.lognormal import lognormal_list
 
 
 class _Time(StrictModel):
@@ -27,6 +29,10 @@ class _Time(StrictModel):
         if n is None:
             return float(self._sample(rng, 1)[0])
         return self._sample(rng, n)
+
+    def sample_list(self, rng: np.random.Generator, n: int) -> list[float]:
+        """`sample(rng, n)` as a list (the same draws), for a few draws at a time."""
+        return self._sample(rng, n).tolist()
 
 
 class ExponentialTime(_Time):
@@ -48,6 +54,9 @@ class LogNormalTime(_Time):
 
     def _sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.lognormal(np.log(self.median_s), self.sigma, n)
+
+    def sample_list(self, rng: np.random.Generator, n: int) -> list[float]:
+        return lognormal_list(rng, log_parameter(self.median_s), self.sigma, n)
 
     @property
     def mean(self) -> float:

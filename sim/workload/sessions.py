@@ -157,10 +157,10 @@ class SessionSource:
         rng = self._turn_streams.at(uid)
         traffic = self.traffic
         return (
-            traffic.prompt_tokens.sample(rng, turns).tolist(),  # type: ignore[union-attr]
-            traffic.output_tokens.sample(rng, turns).tolist(),  # type: ignore[union-attr]
+            traffic.prompt_tokens.sample_list(rng, turns),  # type: ignore[union-attr]
+            traffic.output_tokens.sample_list(rng, turns),  # type: ignore[union-attr]
             self._tier.draw(turns, rng).tolist(),
-            self.config.think_time_s.sample(rng, turns).tolist(),
+            self.config.think_time_s.sample_list(rng, turns),
         )
 
     def _send_turn(self, session: _Session) -> None:

@@ -148,6 +148,40 @@ def test_one_length_draw_is_a_python_int_and_the_first_of_a_batch(spec: dict[str
         assert one == dist.sample(np.random.default_rng(seed), 5)[0]
 
 
+# The lognormal laws' lists are computed element by element (sim/workload/lognormal.py):
+# heavy tails, clipping on both sides and odd sizes check that they round and
+# clip as the arrays do, and leave the stream where the array draw leaves it.
+LIST_LENGTHS = {
+    **LENGTHS,
+    "lognormal-clipped-low": {"dist": "lognormal", "median": 1.3, "sigma": 3.0, "max": 40},
+    "lognormal-huge-sigma": {"dist": "lognormal", "median": 1e6, "sigma": 20},
+}
+
+
+@pytest.mark.parametrize("spec", LIST_LENGTHS.values(), ids=LIST_LENGTHS.keys())
+@pytest.mark.parametrize("n", [1, 4, 1000])
+def test_a_length_list_is_the_batch_as_a_list(spec: dict[str, Any], n: int) -> None:
+    dist = LENGTH.validate_python(spec)
+    for seed in range(20):
+        listed, batched = np.random.default_rng(seed), np.random.default_rng(seed)
+        values = dist.sample_list(listed, n)
+        assert values == dist.sample(batched, n).tolist()
+        assert all(type(value) is int for value in values)
+        assert listed.random() == batched.random()
+
+
+@pytest.mark.parametrize("spec", TIMES.values(), ids=TIMES.keys())
+@pytest.mark.parametrize("n", [1, 4, 1000])
+def test_a_think_time_list_is_the_batch_as_a_list(spec: dict[str, Any], n: int) -> None:
+    dist = TIME.validate_python(spec)
+    for seed in range(20):
+        listed, batched = np.random.default_rng(seed), np.random.default_rng(seed)
+        values = dist.sample_list(listed, n)
+        assert values == dist.sample(batched, n).tolist()
+        assert all(type(value) is float for value in values)
+        assert listed.random() == batched.random()
+
+
 @pytest.mark.parametrize("spec", TIMES.values(), ids=TIMES.keys())
 def test_think_time_sample_mean_is_the_exact_mean(spec: dict[str, Any]) -> None:
     dist = TIME.validate_python(spec)
