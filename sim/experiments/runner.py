@@ -28,6 +28,11 @@ from sim.results.summary import COLUMNS as summary_columns
 from sim.results.summary import summarize
 from sim.scenario import Scenario
 
+# The records' columns the analyses read: read once for all of them, as they share most.
+ANALYSED_COLUMNS = tuple(
+    dict.fromkeys([*summary_columns, *economics_columns, *cache_hits_columns, *bill_columns])
+)
+
 
 @dataclass(frozen=True)
 class RunReport:
@@ -70,10 +75,11 @@ def _run(
     result = simulate(scenario, progress, folder.tmp / "requests.parquet")
     simulate_s = time.perf_counter() - started
     simulate_peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    # Each analysis reads only the columns it needs from the records written during the run.
+    # The analyses read only the columns they need from the records written during the run.
     records = result.records
+    analysed = records.read(ANALYSED_COLUMNS)
     summary = summarize(
-        records.read(summary_columns),
+        analysed.select(summary_columns),
         result.timeseries,
         scenario.warmup_s,
         scenario.duration_s,
@@ -82,15 +88,15 @@ def _run(
     summary["trace_lines_skipped"] = result.trace_lines_skipped
     summary["sessions"] = result.sessions
     summary["warnings"] = result.warnings
-    summary["economics"] = economics(scenario, records.read(economics_columns), summary)
+    summary["economics"] = economics(scenario, analysed.select(economics_columns), summary)
     summary["jobs"] = jobs_summary(result.jobs)
 
-    cache_hits = cache_hits_over_time(records.read(cache_hits_columns), result.timeseries)
+    cache_hits = cache_hits_over_time(analysed.select(cache_hits_columns), result.timeseries)
 
     def write_extra(folder: Path) -> None:
         write_json(folder / RUN_INFO, run_info(scenario, origin, out_dir))
         pq.write_table(result.limits, folder / "limits.parquet")
-        pq.write_table(bill(records.read(bill_columns)), folder / "bill.parquet")
+        pq.write_table(bill(analysed.select(bill_columns)), folder / "bill.parquet")
         if scenario.batch_jobs:
             pq.write_table(result.jobs, folder / "jobs.parquet")
         (folder / "economics.json").write_text(

@@ -61,15 +61,15 @@ def cache_hits_over_time(requests: pa.Table, timeseries: pa.Table) -> pa.Table:
     # Float sums of whole tokens: exact below 2**53 tokens.
     prompt = np.bincount(group, requests["prompt_tokens"].to_numpy()[rows], keys.size)
     cached = np.bincount(group, requests["cached_tokens"].to_numpy()[rows], keys.size)
-    labels: dict[str, list[str]] = {}
+    labels: dict[str, pa.Array] = {}
     rest, turn = np.divmod(keys, TURN_CAP + 1)
     for column, dictionary in zip(reversed(GROUPS), reversed(names), strict=True):
         rest, code = np.divmod(rest, len(dictionary))
-        labels[column] = [dictionary[c] for c in code]
+        labels[column] = pa.array(dictionary, pa.string()).take(code)  # in Arrow, not Python
     return pa.table(
         {
             "t_s": pa.array(sample_s[rest], pa.float64()),
-            **{column: pa.array(labels[column], pa.string()) for column in GROUPS},
+            **{column: labels[column] for column in GROUPS},
             "turn": pa.array(turn, pa.int64()),
             "prompt_tokens": pa.array(prompt.astype(np.int64)),
             "cached_tokens": pa.array(cached.astype(np.int64)),
