@@ -158,27 +158,26 @@ LIST_LENGTHS = {
 }
 
 
-@pytest.mark.parametrize("spec", LIST_LENGTHS.values(), ids=LIST_LENGTHS.keys())
+LISTS = [(LENGTH, spec, int) for spec in LIST_LENGTHS.values()] + [
+    (TIME, spec, float) for spec in TIMES.values()
+]
+
+
+@pytest.mark.parametrize(
+    ("adapter", "spec", "kind"),
+    LISTS,
+    ids=[f"length-{name}" for name in LIST_LENGTHS] + [f"time-{name}" for name in TIMES],
+)
 @pytest.mark.parametrize("n", [1, 4, 1000])
-def test_a_length_list_is_the_batch_as_a_list(spec: dict[str, Any], n: int) -> None:
-    dist = LENGTH.validate_python(spec)
+def test_a_list_of_draws_is_the_batch_as_a_list(
+    adapter: TypeAdapter, spec: dict[str, Any], kind: type, n: int
+) -> None:
+    dist = adapter.validate_python(spec)
     for seed in range(20):
         listed, batched = np.random.default_rng(seed), np.random.default_rng(seed)
         values = dist.sample_list(listed, n)
         assert values == dist.sample(batched, n).tolist()
-        assert all(type(value) is int for value in values)
-        assert listed.random() == batched.random()
-
-
-@pytest.mark.parametrize("spec", TIMES.values(), ids=TIMES.keys())
-@pytest.mark.parametrize("n", [1, 4, 1000])
-def test_a_think_time_list_is_the_batch_as_a_list(spec: dict[str, Any], n: int) -> None:
-    dist = TIME.validate_python(spec)
-    for seed in range(20):
-        listed, batched = np.random.default_rng(seed), np.random.default_rng(seed)
-        values = dist.sample_list(listed, n)
-        assert values == dist.sample(batched, n).tolist()
-        assert all(type(value) is float for value in values)
+        assert all(type(value) is kind for value in values)
         assert listed.random() == batched.random()
 
 
