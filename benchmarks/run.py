@@ -43,7 +43,7 @@ TARGET_FLEET_HOUR_WALL_S = 90
 TARGET_FLEET_RSS_MIB = 2048
 TARGET_COST_RATIO = 25
 TARGET_LIMITS_OVERHEAD = 1.10  # the reference with rate limits, over the reference without
-LIMITS_PAIRS = 3  # at least this many alternating pairs time the rate-limit check (--repeat more)
+LIMITS_PAIRS = 5  # at least this many alternating pairs time the rate-limit check (--repeat more)
 # Every request through the rate-limit check (request cap, three adaptive buckets, their
 # minute updates) with floors no request reaches: the same records, the check's cost alone.
 UNREACHED_LIMITS = (
