@@ -117,13 +117,9 @@ def _split(
     request of a tier arrived during warm-up) is still reported, with zero counts.
     """
     codes, names = labels
-    order = rows[np.argsort(codes[rows], kind="stable")]
-    ordered_codes = codes[order]
     present = np.flatnonzero(np.bincount(codes[rows if among is None else among], minlength=1))
-    starts = np.searchsorted(ordered_codes, present, side="left")
-    ends = np.searchsorted(ordered_codes, present, side="right")
-    groups = {names[c]: order[s:e] for c, s, e in zip(present, starts, ends, strict=True)}
-    return dict(sorted(groups.items()))
+    of_code = _rows_by_value(codes, rows, present)
+    return dict(sorted(zip((names[c] for c in present), of_code, strict=True)))
 
 
 def _split_rows(
@@ -368,7 +364,9 @@ def _fleet(
     }
 
 
-def _rows_by_value(values: np.ndarray, rows: np.ndarray, wanted: list[int]) -> list[np.ndarray]:
+def _rows_by_value(
+    values: np.ndarray, rows: np.ndarray, wanted: list[int] | np.ndarray
+) -> list[np.ndarray]:
     """For each of `wanted`, the `rows` whose value it is, in their order (one sort, not a scan
     of every row per value)."""
     order = rows[np.argsort(values[rows], kind="stable")]

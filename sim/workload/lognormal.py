@@ -26,9 +26,5 @@ def lognormal_lengths(
 ) -> list[int]:
     """The draws of `lognormal_list` rounded half to even (as np.rint) and clipped to [1, top],
     as whole tokens."""
-    normals: list[float] = rng.standard_normal(n).tolist()
-    lengths: list[int] = []
-    for z in normals:
-        x = math.exp(log_median + sigma * z)
-        lengths.append(top if x >= top else max(round(x), 1))
-    return lengths
+    draws = lognormal_list(rng, log_median, sigma, n)
+    return [top if x >= top else max(round(x), 1) for x in draws]
