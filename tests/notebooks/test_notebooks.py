@@ -28,9 +28,10 @@ def test_a_notebook_is_stored_without_outputs(path: Path) -> None:
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_a_notebook_runs_end_to_end_and_shows_plots(
-    path: Path, monkeypatch: pytest.MonkeyPatch
+    path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("CAPSIM_NOTEBOOK_QUICK", "1")  # the kernel inherits it: short runs
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # a notebook's temporary folders go with the test's
     monkeypatch.delenv("MPLBACKEND", raising=False)
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(
