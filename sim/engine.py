@@ -178,7 +178,7 @@ class Simulation:
         if progress is not None:
             progress(self.scenario.duration_s, self.scenario.duration_s)
         self._record_unfinished()
-        events = next(self.env._eid)  # simpy numbers every scheduled event
+        events = self.env.scheduled
         skipped = {
             source.traffic.name: source.trace.skipped_lines
             for source in self.sources

@@ -18,7 +18,7 @@ import math
 from collections.abc import Callable, Iterator
 from heapq import heappop, heappush
 
-from sim.clock import Clock, call_later
+from sim.clock import Clock, Timer
 from sim.perf.base import BatchTimeModel
 from sim.replica.batch import BATCH, BatchQueue, reserved_blocks
 from sim.replica.kvcache import KVCache
@@ -91,6 +91,7 @@ class Replica:
         # The iteration in flight.
         self.busy = False
         self.version = 0
+        self._timer = Timer(env)  # the iteration's end: a cut run moves it
         self.iteration_start_s = 0.0
         self.chunks: list[tuple[Request, int]] = []
         self.stretch_steps = 0  # > 0: a decode-only run of that many steps is in flight
@@ -253,7 +254,7 @@ class Replica:
         self.busy = True
         self.iteration_start_s = now
         version = self.version = self.version + 1
-        call_later(self.env, duration_s, self._iteration_end, version)
+        self._timer.set(duration_s, self._iteration_end, version)
 
     def _preempt_for_growth(self, need: int) -> int:
         """Preempt the scheduler's victims until this step's new decode blocks fit; returns the
@@ -550,12 +551,12 @@ class Replica:
 
     def _schedule(self, delay_s: float) -> None:
         self.version += 1
-        call_later(self.env, delay_s if delay_s > 0.0 else 0.0, self._iteration_end, self.version)
+        self._timer.set(delay_s if delay_s > 0.0 else 0.0, self._iteration_end, self.version)
 
     # ----------------------------------------------------------------------------- applying
     def _on_iteration_end(self, version: int) -> None:
         if version != self.version:
-            return  # superseded by a cut stretch
+            return  # the replica stopped since (`stop`)
         now = self.env.now
         self.busy_s += now - self.iteration_start_s
         self.iterations += 1
