@@ -23,36 +23,49 @@ class TokenBuckets:
 
     A bucket holds at most one minute of its limit, refills continuously at the limit's rate
     and may go into debt; a request is refused while any of the three is empty (level <= 0).
+
+    The levels and uses are attributes of their own, not lists indexed by kind: every attempt
+    reads and writes them, and rebuilding or boxing a list's floats each time cost about 2% of
+    the compiled build's event loop.
     """
 
     __slots__ = (
         "attempts",
         "base_s",
         "bounded",
-        "level",
+        "generated_level",
+        "generated_total",
+        "generated_used",
         "limit_tpm",
         "peaks",
         "period",
         "period_end_s",
         "period_s",
         "policy",
+        "prompt_level",
+        "prompt_total",
+        "prompt_used",
         "rate_limited",
-        "used",
-        "used_total",
+        "uncached_level",
+        "uncached_total",
+        "uncached_used",
     )
 
     def __init__(self, policy: LimitPolicy, now_s: float) -> None:
         self.policy = policy
         self.limit_tpm = list(policy.start_tpm())
         self.bounded = all(math.isfinite(limit) for limit in self.limit_tpm)
-        self.level = list(self.limit_tpm)  # a new bucket is full
+        # Levels as of base_s, tokens: a new bucket is full.
+        self.prompt_level, self.uncached_level, self.generated_level = self.limit_tpm
         self.base_s = now_s
         period_s = policy.update_period_s
         self.period_s = period_s or math.inf
         self.period = math.floor(now_s / period_s) if period_s else 0
         self.period_end_s = (self.period + 1) * period_s if period_s else math.inf
-        self.used = [0.0, 0.0, 0.0]  # tokens used in the current period
-        self.used_total = [0.0, 0.0, 0.0]  # since the start (limits.parquet takes differences)
+        # Tokens used in the current period, and since the start (limits.parquet takes
+        # differences).
+        self.prompt_used = self.uncached_used = self.generated_used = 0.0
+        self.prompt_total = self.uncached_total = self.generated_total = 0.0
         # Per limit: (period, use) pairs with decreasing use: the front is the trailing peak.
         self.peaks: list[deque[tuple[int, float]]] = [deque(), deque(), deque()]
         self.attempts = 0
@@ -60,20 +73,25 @@ class TokenBuckets:
 
     def levels_at(self, now_s: float) -> list[float]:
         """The three bucket levels at `now_s` (no later than the next period end), tokens."""
+        levels = [self.prompt_level, self.uncached_level, self.generated_level]
         dt_min = (now_s - self.base_s) / 60.0
         if not self.bounded or dt_min <= 0:
-            return list(self.level)
+            return levels
         return [
             min(limit, level + limit * dt_min)
-            for level, limit in zip(self.level, self.limit_tpm, strict=True)
+            for level, limit in zip(levels, self.limit_tpm, strict=True)
         ]
+
+    def used_total(self) -> tuple[float, float, float]:
+        """Tokens used since the start, per limit."""
+        return (self.prompt_total, self.uncached_total, self.generated_total)
 
     def advance(self, now_s: float) -> None:
         """Apply the limit updates of every period that ended at or before `now_s`."""
         policy = self.policy
         while now_s >= self.period_end_s:
             end_s = self.period_end_s
-            used = self.used
+            used = (self.prompt_used, self.uncached_used, self.generated_used)
             new = [
                 policy.update(kind, self.limit_tpm[kind], used[kind], self._peak(kind, used[kind]))
                 for kind in range(3)
@@ -82,13 +100,15 @@ class TokenBuckets:
             if new != self.limit_tpm:
                 self._rebase(end_s)
                 self.limit_tpm = new
-                self.level = [min(lv, cap) for lv, cap in zip(self.level, new, strict=True)]
+                self.prompt_level = min(self.prompt_level, new[0])
+                self.uncached_level = min(self.uncached_level, new[1])
+                self.generated_level = min(self.generated_level, new[2])
             elif idle:
                 # Nothing used, no peak left, nothing moved: every later period is the same.
                 self.period = math.floor(now_s / self.period_s)
                 self.period_end_s = (self.period + 1) * self.period_s
                 return
-            self.used = [0.0, 0.0, 0.0]
+            self.prompt_used = self.uncached_used = self.generated_used = 0.0
             self.period += 1
             self.period_end_s = (self.period + 1) * self.period_s
 
@@ -107,7 +127,7 @@ class TokenBuckets:
         return peaks[0][1] if peaks else 0.0
 
     def _rebase(self, now_s: float) -> None:
-        self.level = self.levels_at(now_s)
+        self.prompt_level, self.uncached_level, self.generated_level = self.levels_at(now_s)
         self.base_s = now_s
 
     def try_admit(self, now_s: float, prompt: int, reserve: int) -> bool:
@@ -117,21 +137,24 @@ class TokenBuckets:
         self.attempts += 1
         if self.bounded:
             # levels_at, unrolled: this runs for every attempt.
-            level, limit = self.level, self.limit_tpm
+            limit = self.limit_tpm
+            m0, m1, m2 = limit[0], limit[1], limit[2]
             dt_min = (now_s - self.base_s) / 60.0
-            l0 = level[0] + limit[0] * dt_min
-            l1 = level[1] + limit[1] * dt_min
-            l2 = level[2] + limit[2] * dt_min
-            l0 = l0 if l0 < limit[0] else limit[0]
-            l1 = l1 if l1 < limit[1] else limit[1]
-            l2 = l2 if l2 < limit[2] else limit[2]
+            l0 = self.prompt_level + m0 * dt_min
+            l1 = self.uncached_level + m1 * dt_min
+            l2 = self.generated_level + m2 * dt_min
+            l0 = l0 if l0 < m0 else m0
+            l1 = l1 if l1 < m1 else m1
+            l2 = l2 if l2 < m2 else m2
             if l0 <= 0 or l1 <= 0 or l2 <= 0:
                 self.rate_limited += 1
                 return False
-            self.level = [l0 - prompt, l1, l2 - reserve]
+            self.prompt_level = l0 - prompt
+            self.uncached_level = l1
+            self.generated_level = l2 - reserve
             self.base_s = now_s
-        self.used[0] += prompt
-        self.used_total[0] += prompt
+        self.prompt_used += prompt
+        self.prompt_total += prompt
         return True
 
     def settle(self, now_s: float, uncached: int, generated: int, reserved: int) -> None:
@@ -142,44 +165,47 @@ class TokenBuckets:
         if self.bounded:
             # _charge(now_s, 0, uncached, generated - reserved), unrolled (min(a, b) as
             # `b if b < a else a`, the same value): this runs for every served attempt.
-            level, limit = self.level, self.limit_tpm
+            limit = self.limit_tpm
+            m0, m1, m2 = limit[0], limit[1], limit[2]
             dt_min = (now_s - self.base_s) / 60.0
             if dt_min < 0:
                 dt_min = 0.0
-            m0, m1, m2 = limit
-            l0 = level[0] + m0 * dt_min
-            l1 = level[1] + m1 * dt_min
-            l2 = level[2] + m2 * dt_min
+            l0 = self.prompt_level + m0 * dt_min
+            l1 = self.uncached_level + m1 * dt_min
+            l2 = self.generated_level + m2 * dt_min
             l0 = m0 if m0 < l0 else l0
             l1 = (m1 if m1 < l1 else l1) - uncached
             l2 = (m2 if m2 < l2 else l2) - (generated - reserved)
-            self.level = [l0, m1 if m1 < l1 else l1, m2 if m2 < l2 else l2]
+            self.prompt_level = l0
+            self.uncached_level = m1 if m1 < l1 else l1
+            self.generated_level = m2 if m2 < l2 else l2
             self.base_s = now_s
-        used, total = self.used, self.used_total
-        used[1] += uncached
-        used[2] += generated
-        total[1] += uncached
-        total[2] += generated
+        self.uncached_used += uncached
+        self.generated_used += generated
+        self.uncached_total += uncached
+        self.generated_total += generated
 
     def refund(self, now_s: float, prompt: int, reserved: int) -> None:
         """An admitted attempt that was not served: give back what admission charged."""
         if now_s >= self.period_end_s:
             self.advance(now_s)
         self._charge(now_s, -prompt, 0, -reserved)
-        self.used[0] = max(0.0, self.used[0] - prompt)
-        self.used_total[0] -= prompt
+        self.prompt_used = max(0.0, self.prompt_used - prompt)
+        self.prompt_total -= prompt
 
     def _charge(self, now_s: float, prompt: float, uncached: float, generated: float) -> None:
         if not self.bounded:
             return
-        level, limit = self.level, self.limit_tpm
+        limit = self.limit_tpm
         dt_min = (now_s - self.base_s) / 60.0
         if dt_min < 0:
             dt_min = 0.0
-        l0 = min(level[0] + limit[0] * dt_min, limit[0]) - prompt
-        l1 = min(level[1] + limit[1] * dt_min, limit[1]) - uncached
-        l2 = min(level[2] + limit[2] * dt_min, limit[2]) - generated
-        self.level = [min(l0, limit[0]), min(l1, limit[1]), min(l2, limit[2])]
+        l0 = min(self.prompt_level + limit[0] * dt_min, limit[0]) - prompt
+        l1 = min(self.uncached_level + limit[1] * dt_min, limit[1]) - uncached
+        l2 = min(self.generated_level + limit[2] * dt_min, limit[2]) - generated
+        self.prompt_level = min(l0, limit[0])
+        self.uncached_level = min(l1, limit[1])
+        self.generated_level = min(l2, limit[2])
         self.base_s = now_s
 
 

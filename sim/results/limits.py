@@ -48,7 +48,7 @@ class LimitsSampler(IntervalSampler):
         last = self._last
         for key, buckets in self.buckets.items():
             buckets.advance(now)
-            used = buckets.used_total
+            used = buckets.used_total()
             p0, p1, p2, attempts, refused = last.get(key, (0.0, 0.0, 0.0, 0, 0))
             last[key] = (used[0], used[1], used[2], buckets.attempts, buckets.rate_limited)
             limits = buckets.limit_tpm

@@ -41,7 +41,7 @@ def test_generated_settled_at_the_end_against_the_reservation() -> None:
     buckets.settle(0.0, 4, 200, 500)  # 200 generated: 300 refunded
     assert buckets.levels_at(0.0) == [590.0, 596.0, 400.0]
     buckets.refund(0.0, 0, 0)
-    assert buckets.used_total == [10.0, 4.0, 200.0]
+    assert buckets.used_total() == (10.0, 4.0, 200.0)
 
 
 def test_refund_of_an_attempt_refused_later() -> None:
@@ -49,7 +49,7 @@ def test_refund_of_an_attempt_refused_later() -> None:
     assert buckets.try_admit(10.0, 300, 100)
     buckets.refund(10.0, 300, 100)
     assert buckets.levels_at(10.0) == [600.0, 600.0, 600.0]
-    assert buckets.used_total == [0.0, 0.0, 0.0]
+    assert buckets.used_total() == (0.0, 0.0, 0.0)
 
 
 def test_adaptive_limit_used_at_70_percent_doubles_in_an_hour_through_the_buckets() -> None:
@@ -90,7 +90,8 @@ def test_reading_the_state_changes_nothing_a_request_sees() -> None:
             if admitted:
                 buckets.settle(now, prompt // 3, 700, 0)
     assert outcomes[0] == outcomes[1]
-    assert plain.level == sampled.level and plain.limit_tpm == sampled.limit_tpm
+    assert plain.base_s == sampled.base_s and plain.limit_tpm == sampled.limit_tpm
+    assert plain.levels_at(plain.base_s) == sampled.levels_at(sampled.base_s)  # as stored
     assert not all(outcomes[0]) and any(outcomes[0])
 
 
