@@ -13,14 +13,15 @@ one range [start, cached_end), the referenced ones a leading part [start, max_re
 unreferenced part becomes a *record* in LRU order, evicted from its deep end. Every operation
 costs O(runs), not O(blocks): a 100k-token chat history is two runs, not 6,000 blocks.
 
-The LRU order is a deque: a record referenced again is marked dead (its owner set to None) and
-left in place until eviction reaches it or dead ones outnumber the live, when it is compacted.
-An OrderedDict keyed by record cost about 1 us per eviction just to find its first record.
+The LRU order is a list read from a head index (a queue: records are appended, evicted from the
+head): compiled, a list's items are read and counted natively, where a deque's methods are
+Python calls. A record referenced again is marked dead (its owner set to None) and left in
+place until eviction reaches it or dead ones outnumber the live, when the list is compacted; the
+evicted records before the head are cut off once they are half of it. An OrderedDict keyed by
+record cost about 1 us per eviction just to find its first record.
 """
 
 from __future__ import annotations
-
-from collections import deque
 
 from sim.request import Request
 from sim.workload.chains import Runs
@@ -39,46 +40,77 @@ class _Record:
 
 
 class _Owner:
-    __slots__ = ("cached_end", "key", "max_ref", "records", "ref_ends", "start")
+    """One owner's cached blocks [start, cached_end), the referenced part [start, max_ref).
+
+    References are counted by where they end: `at_max` end at max_ref, the rest in `below`
+    (end -> count), made only when references of one owner end at different depths. Most
+    owners are used by one request at a time (a session) or all to the same depth (a system
+    prompt): compiled, two int fields cost no dict operation and no boxed int per reference.
+    """
+
+    __slots__ = ("at_max", "below", "cached_end", "key", "max_ref", "records", "start")
 
     def __init__(self, key: int, start: int) -> None:
         self.key = key
         self.start = start
         self.cached_end = start
         self.max_ref = start  # referenced blocks are [start, max_ref)
-        self.ref_ends: dict[int, int] = {}  # reference end -> running requests holding it
+        self.at_max = 0  # references ending at max_ref (0: none at all, max_ref is start)
+        self.below: dict[int, int] | None = None  # reference end < max_ref -> count
         self.records: list[_Record] = []  # this owner's LRU records, oldest (deepest) first
 
     def add_ref(self, end: int) -> None:
-        ref_ends = self.ref_ends
-        ref_ends[end] = ref_ends.get(end, 0) + 1
-        if end > self.max_ref:
+        """One more reference to [start, end) (end > start)."""
+        max_ref = self.max_ref
+        if end == max_ref:
+            self.at_max += 1
+        elif end > max_ref:
+            if self.at_max:
+                self._add_below(max_ref, self.at_max)
             self.max_ref = end
+            self.at_max = 1
+        else:
+            self._add_below(end, 1)
 
     def move_ref(self, end: int, new_end: int) -> None:
-        """One reference grows from `end` to `new_end` (> `end`): no need to look for the next
-        deepest reference, as `new_end` is deeper still."""
-        self._unref(end)
+        """One reference grows from `end` to `new_end` (> `end`)."""
+        if end == self.max_ref and self.at_max == 1:  # the usual case: the deepest grows
+            self.max_ref = new_end
+            return
+        self.drop_ref(end)
         self.add_ref(new_end)
 
     def drop_ref(self, end: int) -> None:
-        if self._unref(end) and end == self.max_ref:  # usually the last: no max() to take
-            self.max_ref = max(self.ref_ends) if self.ref_ends else self.start
+        if end != self.max_ref:
+            below = self.below
+            assert below is not None
+            count = below[end] - 1
+            if count:
+                below[end] = count
+            else:
+                del below[end]
+            return
+        self.at_max -= 1
+        if self.at_max:
+            return
+        below = self.below
+        if below:  # the next deepest reference becomes the deepest
+            self.max_ref = max(below)
+            self.at_max = below.pop(self.max_ref)
+        else:
+            self.max_ref = self.start
 
-    def _unref(self, end: int) -> bool:
-        """One reference ending at `end` fewer; True when none is left there."""
-        ref_ends = self.ref_ends
-        count = ref_ends[end] - 1
-        if count:
-            ref_ends[end] = count
-            return False
-        del ref_ends[end]
-        return True
+    def _add_below(self, end: int, count: int) -> None:
+        below = self.below
+        if below is None:
+            below = self.below = {}
+        below[end] = below.get(end, 0) + count
 
 
 class KVCache:
     __slots__ = (
         "_dead",
+        "_head",
         "_lru",
         "_owners",
         "cached_total",
@@ -95,8 +127,9 @@ class KVCache:
         self.cached_total = 0  # shared blocks, referenced or not
         self.unreferenced = 0  # shared blocks no running request uses
         self._owners: dict[int, _Owner] = {}
-        self._lru: deque[_Record] = deque()  # oldest first
-        self._dead = 0  # dead records in _lru
+        self._lru: list[_Record] = []  # oldest first, from _head on (those before: evicted)
+        self._head = 0
+        self._dead = 0  # dead records in _lru[_head:]
 
     # ------------------------------------------------------------------------------- levels
     @property
@@ -126,23 +159,28 @@ class KVCache:
         self.unreferenced -= blocks
         self.cached_total -= blocks
         lru = self._lru
+        head = self._head
         while blocks:
-            record = lru[0]
+            record = lru[head]
             owner = record.owner
             if owner is None:  # referenced again since it was made
-                lru.popleft()
+                head += 1
                 self._dead -= 1
                 continue
             lo, hi = record.lo, record.hi
             if hi - lo > blocks:
                 record.hi = owner.cached_end = hi - blocks
-                return
-            lru.popleft()
+                break
+            head += 1
             owner.cached_end = lo  # the oldest record of an owner is its deepest part
             owner.records.pop(0)
-            if lo == owner.start and not owner.ref_ends:
+            if lo == owner.start and not owner.at_max:
                 del self._owners[owner.key]
             blocks -= hi - lo
+        if head > 64 and 2 * head > len(lru):
+            del lru[:head]
+            head = 0
+        self._head = head
 
     # ------------------------------------------------------------------------------- prefix
     def match(self, runs: Runs, limit: int) -> tuple[int, int]:
@@ -196,8 +234,9 @@ class KVCache:
                 self._dead += 1
             else:
                 record.lo = end
-        if self._dead > 64 and 2 * self._dead > len(self._lru):
-            self._lru = deque(record for record in self._lru if record.owner is not None)
+        if self._dead > 64 and 2 * self._dead > len(self._lru) - self._head:
+            self._lru = [record for record in self._lru[self._head :] if record.owner is not None]
+            self._head = 0
             self._dead = 0
 
     def publish(self, request: Request, computed_blocks: int) -> None:
@@ -253,22 +292,18 @@ class KVCache:
             return
         runs = request.block_runs
         assert runs is not None
+        last = 0  # the deepest run it references, up to `end`
+        end = runs[0][1] + shared
+        while end > runs[last][2]:
+            end += runs[last + 1][1] - runs[last][2]
+            last += 1
         owners = self._owners
-        held: list[tuple[_Owner, int]] = []  # (owner, end of the blocks referenced)
-        left = shared
-        for owner_id, lo, hi in runs:
-            end = lo + left
-            if end < hi:
-                held.append((owners[owner_id], end))
-                break
-            held.append((owners[owner_id], hi))
-            left = end - hi
-            if not left:
-                break
         lru = self._lru
-        for owner, end in reversed(held):  # deepest owner first: its record is older
+        for index in range(last, -1, -1):  # deepest owner first: its record is older
+            owner_id, _, hi = runs[index]
+            owner = owners[owner_id]
             before = owner.max_ref
-            owner.drop_ref(end)
+            owner.drop_ref(end if index == last else hi)
             after = owner.max_ref
             if after < before:
                 record = _Record(owner, after, before)
