@@ -51,21 +51,32 @@ class AffinityPolicy(RoutingPolicy):
             if len(self._orders) >= _ORDER_CACHE_KEYS:
                 self._orders.clear()
             order = self._orders[key] = rendezvous_order(key, self.replicas)
+        serving = self.serving
+        if len(serving) < self.replicas:
+            is_serving = self.pool.is_serving
+            order = [r for r in order if is_serving[r]]
+        in_flight = self.load.outstanding_requests
+        replicas = self.pool.replicas
+        limit = -1.0  # the bound, summed only once a replica with requests queued is met
+        for rank, replica in enumerate(order):
+            if replicas[replica].waiting:
+                if limit < 0.0:
+                    limit = self._limit()
+                if in_flight[replica] > limit:
+                    continue
+            self.spills += rank > 0
+            return replica
+        raise AssertionError("the replica with the fewest requests is always within the bound")
+
+    def _limit(self) -> float:
+        """`bounded_load` x the mean requests in flight per serving replica, with this one."""
         in_flight = self.load.outstanding_requests
         serving = self.serving
         if len(serving) == self.replicas:
-            load, among = sum(in_flight), self.replicas
+            load = sum(in_flight)
         else:
-            load, among = sum(in_flight[r] for r in serving), len(serving)
-            is_serving = self.pool.is_serving
-            order = [r for r in order if is_serving[r]]
-        limit = self.bound * (load + 1) / among
-        replicas = self.pool.replicas
-        for rank, replica in enumerate(order):
-            if in_flight[replica] <= limit or not replicas[replica].waiting:
-                self.spills += rank > 0
-                return replica
-        raise AssertionError("the replica with the fewest requests is always within the bound")
+            load = sum(in_flight[r] for r in serving)
+        return self.bound * (load + 1) / len(serving)
 
     def warnings(self) -> list[str]:
         if not self.without_key:
