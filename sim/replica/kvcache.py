@@ -29,14 +29,17 @@ from sim.workload.chains import Runs
 
 class _Record:
     """Unreferenced blocks [lo, hi) of one owner, in LRU order; owner None: referenced again
-    since (dead). A class, not a list: compiled (mypyc), its typed fields are read directly."""
+    since (dead) or evicted. A class, not a list: compiled (mypyc), its typed fields are read
+    directly. `older`: the owner's next older (deeper) record, a chain that costs no list per
+    owner; it may end in an evicted record, where a walk stops."""
 
-    __slots__ = ("hi", "lo", "owner")
+    __slots__ = ("hi", "lo", "older", "owner")
 
-    def __init__(self, owner: _Owner, lo: int, hi: int) -> None:
+    def __init__(self, owner: _Owner, lo: int, hi: int, older: _Record | None) -> None:
         self.owner: _Owner | None = owner
         self.lo = lo
         self.hi = hi
+        self.older = older
 
 
 class _Owner:
@@ -48,7 +51,7 @@ class _Owner:
     prompt): compiled, two int fields cost no dict operation and no boxed int per reference.
     """
 
-    __slots__ = ("at_max", "below", "cached_end", "key", "max_ref", "records", "start")
+    __slots__ = ("at_max", "below", "cached_end", "key", "max_ref", "newest", "start")
 
     def __init__(self, key: int, start: int) -> None:
         self.key = key
@@ -57,7 +60,7 @@ class _Owner:
         self.max_ref = start  # referenced blocks are [start, max_ref)
         self.at_max = 0  # references ending at max_ref (0: none at all, max_ref is start)
         self.below: dict[int, int] | None = None  # reference end < max_ref -> count
-        self.records: list[_Record] = []  # this owner's LRU records, oldest (deepest) first
+        self.newest: _Record | None = None  # its newest (shallowest) LRU record, if any
 
     def add_ref(self, end: int) -> None:
         """One more reference to [start, end) (end > start)."""
@@ -173,7 +176,7 @@ class KVCache:
                 break
             head += 1
             owner.cached_end = lo  # the oldest record of an owner is its deepest part
-            owner.records.pop(0)
+            record.owner = record.older = None  # evicted (the records older were evicted)
             if lo == owner.start and not owner.at_max:
                 del self._owners[owner.key]
             blocks -= hi - lo
@@ -223,17 +226,16 @@ class KVCache:
 
     def _trim_records(self, owner: _Owner, end: int) -> None:
         """Blocks below `end` are referenced again: they leave the LRU records."""
-        records = owner.records
-        while records and records[-1].lo < end:
-            record = records[-1]
-            moved = min(end, record.hi) - record.lo
-            self.unreferenced -= moved
-            if record.hi <= end:
-                records.pop()
-                record.owner = None
-                self._dead += 1
-            else:
+        record = owner.newest
+        while record is not None and record.owner is not None and record.lo < end:
+            self.unreferenced -= min(end, record.hi) - record.lo
+            if record.hi > end:
                 record.lo = end
+                break
+            record.owner = None
+            self._dead += 1
+            record = record.older
+        owner.newest = record
         if self._dead > 64 and 2 * self._dead > len(self._lru) - self._head:
             self._lru = [record for record in self._lru[self._head :] if record.owner is not None]
             self._head = 0
@@ -306,8 +308,7 @@ class KVCache:
             owner.drop_ref(end if index == last else hi)
             after = owner.max_ref
             if after < before:
-                record = _Record(owner, after, before)
+                record = owner.newest = _Record(owner, after, before, owner.newest)
                 lru.append(record)
-                owner.records.append(record)
                 self.unreferenced += before - after
         request.shared_blocks = 0
