@@ -2,18 +2,18 @@
 
 A run schedules one wake-up per iteration and per arrival, millions in all. A simpy `Timeout`
 costs an event object, a callbacks list, a priority check and an `_ok` check per wake-up;
-`call_later` instead puts `(time, priority, id, callback, value)` on simpy's own queue, beside
-simpy's `(time, priority, id, event)` entries (ids are unique, so the heap never compares past
-them), and `Clock.run` calls the callback with the value. simpy events (timeouts of the slot
-model and of progress reports) still run as in `simpy.Environment.step`.
+`call_later` instead schedules an `Entry` (time, priority, id, callback, value) and `Clock.run`
+calls the callback with the value. simpy events (timeouts of the slot model and of progress
+reports) are entries too, run as in `simpy.Environment.step`. Entries run in (time, priority,
+id) order; ids are unique.
 
-Two kinds of entries stay off that heap, whose pushes and pops (thousands of entries, one
-tuple comparison per level) were the loop's largest single cost:
+The queues were the loop's largest single cost, so:
+- entries are native objects compared on their fields in compiled code (a heap of tuples
+  compared them through generic object comparisons, two per level);
 - an entry due now (a zero delay: an outcome delivered as its own event) waits in a FIFO;
 - a `Timer` (a replica's iteration end) sits in a small heap of its own, and setting it again
   moves it there instead of leaving a stale entry to pop (a cut decode run, once per request).
-The run loop takes the earliest of the three by the same (time, priority, id) key, so the
-order is the one a single heap gave.
+The run loop takes the earliest of the three queues' heads, so the order is one heap's.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
-from heapq import heappop, heappush
 from typing import Any, Final
 
 import simpy
@@ -31,6 +30,29 @@ import simpy
 NORMAL: Final = 1
 
 
+def _ignore(_: Any) -> None:
+    """An unset timer's callback."""
+
+
+class Entry:
+    """`callback(value)` due at `time_s`; `index` is its place in its heap (-1: not in one)."""
+
+    def __init__(
+        self,
+        time_s: float,
+        priority: int,
+        eid: int,
+        callback: Callable[[Any], None],
+        value: Any,
+    ) -> None:
+        self.time_s = time_s
+        self.priority = priority
+        self.eid = eid
+        self.callback = callback
+        self.value = value
+        self.index = -1
+
+
 class Clock(simpy.Environment):
     # The time as a plain attribute: every event reads `env.now`, often several times, and
     # simpy's read-only property cost a call each time. simpy's own `_now` maps to it.
@@ -38,11 +60,9 @@ class Clock(simpy.Environment):
 
     def __init__(self, initial_time: float = 0.0) -> None:
         super().__init__(initial_time)
-        # simpy types its queue as 4-tuples; it holds `call_later`'s 5-tuples too (a compiled
-        # build checks declared types at run time)
-        self._queue: list[Any] = []
-        self._due: deque[tuple[int, Callable[[Any], None], Any]] = deque()  # (id, callback, value)
-        self._timers: list[Timer] = []  # a heap, each timer knowing its place
+        self._heap: list[Entry] = []
+        self._due: deque[Entry] = deque()  # entries due now, in scheduling order
+        self._timers: list[Entry] = []  # a heap of `Timer`s' entries
         self.scheduled = 0  # entries scheduled so far: the next entry's id
 
     @property
@@ -54,8 +74,9 @@ class Clock(simpy.Environment):
         self.now = value
 
     def schedule(self, event: simpy.Event, priority: Any = NORMAL, delay: Any = 0) -> None:
-        """simpy's, numbering its events in the same sequence as the callbacks."""
-        heappush(self._queue, (self.now + delay, priority, self._take_id(), event))
+        """simpy's: its events are entries, numbered in the same sequence."""
+        entry = Entry(self.now + delay, priority, self._take_id(), _run_event, event)
+        _push(self._heap, entry)
 
     def _take_id(self) -> int:
         eid = self.scheduled
@@ -68,64 +89,44 @@ class Clock(simpy.Environment):
         at = math.inf if until is None else float(until)
         if at <= self.now:
             raise ValueError(f"until ({at}) must be greater than the current simulation time")
-        queue = self._queue
+        heap = self._heap
         due = self._due
         timers = self._timers
         while True:
             # The earliest of the heap's head, the first timer and the first entry due now.
-            source = _HEAP
-            if queue:
-                # Typed locals: compiled, the entry's fields are read as a tuple's and the
-                # time compared as a float, not through generic object operations.
-                head: tuple[Any, ...] = queue[0]
-                time_s: float = head[0]
-                priority: int = head[1]
-                eid: int = head[2]
+            if heap:
+                entry = heap[0]
+                from_timers = bool(timers) and _before(timers[0], entry)
+                if from_timers:
+                    entry = timers[0]
+            elif timers:
+                entry = timers[0]
+                from_timers = True
+            elif due:
+                entry = due[0]
+                from_timers = False
             else:
-                time_s, priority, eid = math.inf, NORMAL, 0
-            if timers:
-                timer = timers[0]
-                if _earlier(timer.time_s, NORMAL, timer.eid, time_s, priority, eid):
-                    source = _TIMER
-                    time_s, priority, eid = timer.time_s, NORMAL, timer.eid
-            if due and _earlier(self.now, NORMAL, due[0][0], time_s, priority, eid):
-                _, callback, value = due.popleft()
-                callback(value)
-                continue
-            if time_s >= at:
                 break
-            self.now = time_s
-            if source == _TIMER:
-                timer = _pop_timer(timers)
-                timer.callback(timer.value)
-                continue
-            heappop(queue)
-            if len(head) == 5:
-                head[3](head[4])
-                continue
-            event = head[3]
-            callbacks, event.callbacks = event.callbacks, None
-            for callback in callbacks:
-                callback(event)
-            if not event._ok and not hasattr(event, "_defused"):
-                raise event._value
+            if due and (entry is due[0] or _before(due[0], entry)):
+                entry = due.popleft()  # due now: the clock stands
+            elif entry.time_s >= at:
+                break
+            else:
+                _pop(timers if from_timers else heap)
+                self.now = entry.time_s
+            entry.callback(entry.value)
         if until is not None:
             self.now = at
 
 
-_HEAP: Final = 0
-_TIMER: Final = 1
-
-
-def _earlier(
-    time_s: float, priority: int, eid: int, other_s: float, other_priority: int, other_eid: int
-) -> bool:
-    """Does the entry keyed (time_s, priority, eid) run before the other? (Ids are unique.)"""
-    if time_s != other_s:
-        return time_s < other_s
-    if priority != other_priority:
-        return priority < other_priority
-    return eid < other_eid
+def _run_event(event: simpy.Event) -> None:
+    """A simpy event's turn, as in `simpy.Environment.step`."""
+    callbacks = event.callbacks
+    event.callbacks = None  # type: ignore[assignment]  # simpy's mark of a processed event
+    for callback in callbacks:
+        callback(event)
+    if not event._ok and not hasattr(event, "_defused"):
+        raise event._value
 
 
 def call_later(
@@ -134,23 +135,19 @@ def call_later(
     """Run `callback(value)` after `delay_s` simulated seconds (same-time order: scheduling).
 
     Only a `Clock` runs these entries; a plain simpy environment would not know them."""
-    time_s = env.now + delay_s
-    eid = env._take_id()
-    if time_s == env.now:
-        env._due.append((eid, callback, value))
+    now = env.now
+    entry = Entry(now + delay_s, NORMAL, env._take_id(), callback, value)
+    if entry.time_s == now:
+        env._due.append(entry)
     else:
-        heappush(env._queue, (time_s, NORMAL, eid, callback, value))
+        _push(env._heap, entry)
 
 
 def call_first_at(env: Clock, at_s: float, callback: Callable[[Any], None]) -> None:
     """Run `callback(None)` at exactly `at_s`, before every other entry due then (simpy's
     priorities are 0 and 1): a sampler at t1 closes the interval [t0, t1), whatever else
     happens at t1."""
-    heappush(env._queue, (at_s, -1, env._take_id(), callback, None))
-
-
-def _ignore(_: Any) -> None:
-    """An unset timer's callback."""
+    _push(env._heap, Entry(at_s, -1, env._take_id(), callback, None))
 
 
 class Timer:
@@ -162,50 +159,58 @@ class Timer:
 
     def __init__(self, env: Clock) -> None:
         self.env = env
-        self.time_s = math.inf
-        self.eid = 0
-        self.index = -1  # its place in the clock's timer heap; -1: not pending
-        self.callback: Callable[[Any], None] = _ignore
-        self.value: Any = None
+        self.entry = Entry(math.inf, NORMAL, 0, _ignore, None)
 
     def set(self, delay_s: float, callback: Callable[[Any], None], value: Any) -> None:
         """Run `callback(value)` after `delay_s` simulated seconds, instead of whatever was
         pending."""
         env = self.env
-        self.time_s = env.now + delay_s
-        self.eid = env._take_id()
-        self.callback = callback
-        self.value = value
+        entry = self.entry
+        entry.time_s = env.now + delay_s
+        entry.eid = env._take_id()
+        entry.callback = callback
+        entry.value = value
         heap = env._timers
-        if self.index < 0:
-            self.index = len(heap)
-            heap.append(self)
-        _sift_up(heap, self.index)
-        _sift_down(heap, self.index)
+        if entry.index < 0:
+            entry.index = len(heap)
+            heap.append(entry)
+        _sift_up(heap, entry.index)
+        _sift_down(heap, entry.index)
 
 
-def _before(a: Timer, b: Timer) -> bool:
-    return a.time_s < b.time_s or (a.time_s == b.time_s and a.eid < b.eid)
+def _before(a: Entry, b: Entry) -> bool:
+    """Does `a` run before `b`? (Ids are unique.)"""
+    if a.time_s != b.time_s:
+        return a.time_s < b.time_s
+    if a.priority != b.priority:
+        return a.priority < b.priority
+    return a.eid < b.eid
 
 
-def _sift_up(heap: list[Timer], index: int) -> None:
-    """Move the timer at `index` towards the root while it runs before its parent."""
-    timer = heap[index]
+def _push(heap: list[Entry], entry: Entry) -> None:
+    entry.index = len(heap)
+    heap.append(entry)
+    _sift_up(heap, entry.index)
+
+
+def _sift_up(heap: list[Entry], index: int) -> None:
+    """Move the entry at `index` towards the root while it runs before its parent."""
+    entry = heap[index]
     while index > 0:
         parent_index = (index - 1) >> 1
         parent = heap[parent_index]
-        if not _before(timer, parent):
+        if not _before(entry, parent):
             break
         heap[index] = parent
         parent.index = index
         index = parent_index
-    heap[index] = timer
-    timer.index = index
+    heap[index] = entry
+    entry.index = index
 
 
-def _sift_down(heap: list[Timer], index: int) -> None:
-    """Move the timer at `index` towards the leaves while a child runs before it."""
-    timer = heap[index]
+def _sift_down(heap: list[Entry], index: int) -> None:
+    """Move the entry at `index` towards the leaves while a child runs before it."""
+    entry = heap[index]
     size = len(heap)
     while True:
         child_index = 2 * index + 1
@@ -215,17 +220,17 @@ def _sift_down(heap: list[Timer], index: int) -> None:
         if child_index + 1 < size and _before(heap[child_index + 1], child):
             child_index += 1
             child = heap[child_index]
-        if not _before(child, timer):
+        if not _before(child, entry):
             break
         heap[index] = child
         child.index = index
         index = child_index
-    heap[index] = timer
-    timer.index = index
+    heap[index] = entry
+    entry.index = index
 
 
-def _pop_timer(heap: list[Timer]) -> Timer:
-    """Take the first timer out of the heap."""
+def _pop(heap: list[Entry]) -> Entry:
+    """Take the first entry out of the heap."""
     first = heap[0]
     last = heap.pop()
     if last is not first:
