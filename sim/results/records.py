@@ -63,7 +63,9 @@ class RequestRecorder:
 
     def __init__(self, sink: Path | pa.BufferOutputStream) -> None:
         self._sink = sink
-        self._writer = pq.ParquetWriter(sink, REQUEST_SCHEMA)
+        # Dictionary pages for the label columns only: trying them on every numeric column,
+        # where they rarely pay, took half the time of writing a chunk.
+        self._writer = pq.ParquetWriter(sink, REQUEST_SCHEMA, use_dictionary=list(LABEL_COLUMNS))
         # The pending records, row after row, by type: `_FLOATS`, `_INTS` and `_LABELS` of each.
         self._floats: list[float] = []
         self._ints: list[int] = []

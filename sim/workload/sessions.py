@@ -63,7 +63,7 @@ class _Session:
         turns: int,
         system_run: Runs,
         system_tokens: int,
-        draws: tuple[list, list, list, list],
+        draws: tuple[list[int], list[int], list[str], list[float]],
         owner: int,
     ):
         self.uid = uid
@@ -111,6 +111,11 @@ class SessionSource:
         self._user = _Buffer(lambda n: rng.integers(0, context.users, n))
         self._turns = _Buffer(lambda n: config.turns.sample(rng, n))
         self._turn_streams = EntityStreams(context.seed, "traffic", name, "session turns")
+        # Each session's turns are drawn from its laws through compiled samplers (`list_sampler`).
+        self._messages = traffic.prompt_tokens.list_sampler()
+        self._answers = traffic.output_tokens.list_sampler()
+        self._thinks = config.think_time_s.list_sampler()
+        self._max_context_tokens = config.max_context_tokens
         self._tier = TierDraw(traffic, context)
         self._affinity = traffic.affinity
         self._remaining = traffic.max_requests if traffic.max_requests is not None else -1
@@ -152,15 +157,16 @@ class SessionSource:
         self._live[session.uid] = session
         self._send_turn(session)
 
-    def _draw_turns(self, uid: int, turns: int) -> tuple[list, list, list, list]:
+    def _draw_turns(
+        self, uid: int, turns: int
+    ) -> tuple[list[int], list[int], list[str], list[float]]:
         """The session's messages, answers, tiers and think times, one per turn."""
         rng = self._turn_streams.at(uid)
-        traffic = self.traffic
         return (
-            traffic.prompt_tokens.sample_list(rng, turns),  # type: ignore[union-attr]
-            traffic.output_tokens.sample_list(rng, turns),  # type: ignore[union-attr]
-            self._tier.draw(turns, rng).tolist(),
-            self.config.think_time_s.sample_list(rng, turns),
+            self._messages.sample(rng, turns),
+            self._answers.sample(rng, turns),
+            self._tier.draw_list(turns, rng),
+            self._thinks.sample(rng, turns),
         )
 
     def _send_turn(self, session: _Session) -> None:
@@ -171,7 +177,7 @@ class SessionSource:
         message = session.messages[turn]
         output = session.outputs[turn]
         prompt = session.context_tokens + message
-        if prompt > self.config.max_context_tokens:
+        if prompt > self._max_context_tokens:
             del self._live[session.uid]
             self.completed += 1
             return

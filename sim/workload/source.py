@@ -3,6 +3,7 @@ sticky-routing key are drawn."""
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -71,6 +72,8 @@ class TierDraw:
         self._names = np.array(names, dtype=object)
         self._cdf = choice_cdf(shares / shares.sum())
         self._rng = context.rng(traffic, "tier")
+        self._name_list: list[str] = list(names)  # for draw_list
+        self._cdf_list: list[float] = self._cdf.tolist()
 
     def draw(self, n: int, rng: np.random.Generator | None = None) -> np.ndarray:
         """n tiers from the source's tier stream, or from `rng` (a session's own stream)."""
@@ -78,6 +81,15 @@ class TierDraw:
             return np.repeat(self._names, n)
         rng = self._rng if rng is None else rng
         return self._names[choose(rng, self._cdf, n)]
+
+    def draw_list(self, n: int, rng: np.random.Generator) -> list[str]:
+        """`draw(n, rng)` as a list: the same uniforms searched in a list of the cdf (for the
+        few tiers of a session, where the arrays cost more than the search)."""
+        names = self._name_list
+        if len(names) == 1:
+            return names * n
+        cdf = self._cdf_list
+        return [names[bisect_right(cdf, u)] for u in rng.random(n).tolist()]
 
 
 def user_key(traffic: Traffic, user: int) -> str:

@@ -169,16 +169,17 @@ LISTS = [(LENGTH, spec, int) for spec in LIST_LENGTHS.values()] + [
     ids=[f"length-{name}" for name in LIST_LENGTHS] + [f"time-{name}" for name in TIMES],
 )
 @pytest.mark.parametrize("n", [1, 4, 1000])
-def test_a_list_of_draws_is_the_batch_as_a_list(
+def test_a_list_of_draws_and_a_list_sampler_give_the_batch_as_a_list(
     adapter: TypeAdapter, spec: dict[str, Any], kind: type, n: int
 ) -> None:
     dist = adapter.validate_python(spec)
     for seed in range(20):
-        listed, batched = np.random.default_rng(seed), np.random.default_rng(seed)
+        listed, sampled, batched = (np.random.default_rng(seed) for _ in range(3))
         values = dist.sample_list(listed, n)
+        assert values == dist.list_sampler().sample(sampled, n)
         assert values == dist.sample(batched, n).tolist()
         assert all(type(value) is kind for value in values)
-        assert listed.random() == batched.random()
+        assert listed.random() == sampled.random() == batched.random()
 
 
 @pytest.mark.parametrize("spec", TIMES.values(), ids=TIMES.keys())

@@ -9,8 +9,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from sim.clock import Clock
 from sim.engine import simulate
 from sim.scenario import Scenario
+from sim.workload.retry import RetryConfig
+from sim.workload.source import SourceContext, TierDraw
 
 
 def _scenario(
@@ -143,3 +146,22 @@ def test_block_owners_of_different_sources_never_meet() -> None:
     names = [f"acct-{i:04d}" for i in range(5000)]
     assert len({session_owner(name, 1) for name in names}) == len(names)
     assert len({session_owner("a", 1), system_owner("a", 1), trace_owner("a", 1)}) == 3
+
+
+@pytest.mark.parametrize(
+    "mix",
+    [{"standard": 1.0}, {"standard": 0.9, "priority": 0.1}, {"priority": 0.2, "batch": 0.8}],
+)
+def test_a_session_draws_the_tiers_and_stream_position_of_the_array_draw(
+    mix: dict[str, float],
+) -> None:
+    traffic = _scenario().traffic[0].model_copy(update={"tier_mix": mix})
+    context = SourceContext(
+        Clock(), 3, 300.0, 16, 10, None, itertools.count().__next__, print, RetryConfig()
+    )
+    tiers = TierDraw(traffic, context)
+    for seed in range(20):
+        listed, batched = np.random.default_rng(seed), np.random.default_rng(seed)
+        for n in (1, 4, 30):
+            assert tiers.draw_list(n, listed) == tiers.draw(n, batched).tolist()
+        assert listed.random() == batched.random()
