@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
@@ -30,6 +31,9 @@ app = typer.Typer(
 # Piped output (CI logs, files) gets wide tables instead of rich's 80-column default.
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+# Rows of a per-account table: a fleet of 2,000 accounts made tables of 6,000 rows (under a MB,
+# and seconds to lay out) that nobody reads on a terminal; summary.json holds every row.
+MAX_ACCOUNT_ROWS = 20
 
 
 def main() -> None:
@@ -185,7 +189,13 @@ def _print_summary(summary: dict[str, Any]) -> None:
             bill.add_column(
                 column, justify="right" if column in ("served", "revenue $") else "left"
             )
-        for row in revenue["by_account"]:
+        rows, bill_note = _largest(
+            revenue["by_account"],
+            lambda row: row["revenue_usd"],
+            "account, model and tier rows by revenue",
+            "revenue.by_account",
+        )
+        for row in rows:
             bill.add_row(
                 row["account"],
                 row["model"],
@@ -194,6 +204,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
                 f"{row['revenue_usd']:,.2f}",
             )
         out.print(bill)
+        _print_note(bill_note)
     _print_accounts(summary)
     _print_jobs(summary.get("jobs"))
 
@@ -249,31 +260,68 @@ def _print_accounts(summary: dict[str, Any]) -> None:
         table.add_column(
             column, justify="left" if column in ("account", "model", "tier") else "right"
         )
-    for account, models in summary["accounts"].items():
-        for model, tiers in models.items():
-            for tier, group in tiers.items():
-                table.add_row(
-                    account,
-                    model,
-                    tier,
-                    f"{group['attempts']:,}",
-                    " ".join(f"{c}:{n:,}" for c, n in group["attempts_by_status"].items()),
-                    f"{group['logical_requests']:,}",
-                    f"{group['served']:,}",
-                    f"{group['gave_up']:,}",
-                    _refusals(group),
-                    f"{group['unfinished']:,}",
-                )
+    groups = [
+        (account, model, tier, group)
+        for account, models in summary["accounts"].items()
+        for model, tiers in models.items()
+        for tier, group in tiers.items()
+    ]
+    rows, accounts_note = _largest(
+        groups,
+        lambda row: row[3]["attempts"],
+        "account, model and tier rows by attempts",
+        "accounts",
+    )
+    for account, model, tier, group in rows:
+        table.add_row(
+            account,
+            model,
+            tier,
+            f"{group['attempts']:,}",
+            " ".join(f"{c}:{n:,}" for c, n in group["attempts_by_status"].items()),
+            f"{group['logical_requests']:,}",
+            f"{group['served']:,}",
+            f"{group['gave_up']:,}",
+            _refusals(group),
+            f"{group['unfinished']:,}",
+        )
     out.print(table)
+    _print_note(accounts_note)
     if summary.get("sessions"):  # added by the runner, beside trace_lines_skipped
         sessions = Table(title="sessions (whole run)", title_justify="left")
         for column in ("traffic", "started", "completed", "abandoned"):
             sessions.add_column(column, justify="left" if column == "traffic" else "right")
-        for traffic, counts in summary["sessions"].items():
+        rows, sessions_note = _largest(
+            list(summary["sessions"].items()),
+            lambda row: row[1]["started"],
+            "traffic sources by sessions started",
+            "sessions",
+        )
+        for traffic, counts in rows:
             sessions.add_row(
                 traffic, *(f"{counts[k]:,}" for k in ("started", "completed", "abandoned"))
             )
         out.print(sessions)
+        _print_note(sessions_note)
+
+
+def _largest(
+    rows: list[Any], size: Callable[[Any], float], what: str, field: str
+) -> tuple[list[Any], str | None]:
+    """All `rows` in their order, or the MAX_ACCOUNT_ROWS largest by `size` (largest first) and
+    a note saying so."""
+    if len(rows) <= MAX_ACCOUNT_ROWS:
+        return rows, None
+    largest = sorted(rows, key=size, reverse=True)[:MAX_ACCOUNT_ROWS]  # stable: ties keep order
+    return (
+        largest,
+        f"the {MAX_ACCOUNT_ROWS} largest of {len(rows):,} {what}; all in summary.json's {field}",
+    )
+
+
+def _print_note(note: str | None) -> None:
+    if note is not None:
+        out.print(note, style="dim")
 
 
 def _refusals(group: dict[str, Any]) -> str:
