@@ -15,12 +15,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from sim.config_base import StrictModel
-from sim.workload.lognormal import (
-    LawSampler,
-    ListSampler,
-    LognormalLengthSampler,
-    lognormal_lengths,
-)
+from sim.workload.lognormal import LawSampler, ListSampler, LognormalLengthSampler
 
 MAX_TOKENS = 10_000_000  # the largest length of anything in tokens (a prompt, an answer)
 # Parameters of the continuous laws stay within a factor of the clip: beyond it every draw is max.
@@ -66,13 +61,10 @@ class _Length(StrictModel):
             return int(self._sample(rng, 1)[0])
         return self._sample(rng, n)
 
-    def sample_list(self, rng: np.random.Generator, n: int) -> list[int]:
-        """`sample(rng, n)` as a list of ints (the same draws), for a few draws at a time."""
-        return self._sample(rng, n).tolist()
-
     def list_sampler(self) -> ListSampler[int]:
-        """`sample_list` for the hot path, as a compiled object's method."""
-        return LawSampler(self.sample_list)
+        """`sample(rng, n)` as a list of ints (the same draws), for a few draws at a time on the
+        hot path, as a compiled object's method."""
+        return LawSampler(self._sample)
 
 
 class _Clipped(_Length):
@@ -155,9 +147,6 @@ class LogNormalLength(_Clipped):
 
     def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.lognormal(np.log(self.median), self.sigma, n)
-
-    def sample_list(self, rng: np.random.Generator, n: int) -> list[int]:
-        return lognormal_lengths(rng, log_parameter(self.median), self.sigma, n, self.max)
 
     def list_sampler(self) -> ListSampler[int]:
         return LognormalLengthSampler(log_parameter(self.median), self.sigma, self.max)

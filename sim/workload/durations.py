@@ -11,7 +11,7 @@ from pydantic import Field, model_validator
 from sim.config_base import StrictModel
 from sim.units import Seconds
 from sim.workload.distributions import log_parameter
-from sim.workload.lognormal import LawSampler, ListSampler, LognormalSampler, lognormal_list
+from sim.workload.lognormal import LawSampler, ListSampler, LognormalSampler
 
 
 class _Time(StrictModel):
@@ -30,13 +30,10 @@ class _Time(StrictModel):
             return float(self._sample(rng, 1)[0])
         return self._sample(rng, n)
 
-    def sample_list(self, rng: np.random.Generator, n: int) -> list[float]:
-        """`sample(rng, n)` as a list (the same draws), for a few draws at a time."""
-        return self._sample(rng, n).tolist()
-
     def list_sampler(self) -> ListSampler[float]:
-        """`sample_list` for the hot path, as a compiled object's method."""
-        return LawSampler(self.sample_list)
+        """`sample(rng, n)` as a list (the same draws), for a few draws at a time on the hot
+        path, as a compiled object's method."""
+        return LawSampler(self._sample)
 
 
 class ExponentialTime(_Time):
@@ -58,9 +55,6 @@ class LogNormalTime(_Time):
 
     def _sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.lognormal(np.log(self.median_s), self.sigma, n)
-
-    def sample_list(self, rng: np.random.Generator, n: int) -> list[float]:
-        return lognormal_list(rng, log_parameter(self.median_s), self.sigma, n)
 
     def list_sampler(self) -> ListSampler[float]:
         return LognormalSampler(log_parameter(self.median_s), self.sigma)

